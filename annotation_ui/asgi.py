@@ -1,0 +1,20 @@
+"""The full application: JSON API plus pages and static files."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from annotation_ui.rendering import STATIC_DIR
+from annotation_ui.views import render_page_error, router
+from app.main import create_api_app
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build prefstack's ASGI app for `settings` (read from the environment when None)."""
+    application = create_api_app(settings or Settings())
+    application.state.page_error_renderer = render_page_error
+    application.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    application.include_router(router)
+    return application

@@ -1,0 +1,47 @@
+"""Rendering pages and the blocks htmx swaps, from one template per page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from annotation_ui.markdown import render_markdown
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+templates.env.filters["markdown"] = render_markdown
+templates.env.autoescape = True
+
+
+def is_htmx(request: Request) -> bool:
+    """An htmx request that wants a fragment (history restores want the whole page)."""
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-history-restore-request") != "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The whole page, or only `block` when htmx asks; always `Vary: HX-Request`."""
+    principal = getattr(request.state, "principal", None)
+    full_context = {"request": request, "principal": principal, **context}
+    if block is not None and is_htmx(request):
+        response = templates.TemplateResponse(
+            request, template, full_context, block_name=block, status_code=status_code, headers=headers
+        )
+    else:
+        response = templates.TemplateResponse(request, template, full_context, status_code=status_code, headers=headers)
+    response.headers["Vary"] = "HX-Request"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

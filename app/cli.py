@@ -1,0 +1,248 @@
+"""The `prefstack` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from app import database
+from app.errors import PrefstackError
+from app.principal import command_line_principal
+from app.services import accounts, demo, exporting, importing, projects
+from app.settings import Settings
+from export.dpo import CONVERSATIONAL_PREFERENCE_SCHEMA
+from export.writers import ExportFormat, write_rows
+from preference_store.engine import build_engine, session_factory
+from preference_store.models import Role
+
+cli = typer.Typer(name="prefstack", help="Annotation and preference data for RLHF.", no_args_is_help=True)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_cli = typer.Typer(help="Users.", no_args_is_help=True)
+token_cli = typer.Typer(help="API tokens.", no_args_is_help=True)
+project_cli = typer.Typer(help="Projects.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(token_cli, name="token")
+cli.add_typer(project_cli, name="project")
+
+out = Console()
+err = Console(stderr=True)
+MAX_PROBLEMS_PRINTED = 20
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    settings = Settings()
+    engine = build_engine(settings.database_url, pool_size=2)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    except PrefstackError as error:
+        for problem in error.problems[:MAX_PROBLEMS_PRINTED]:
+            err.print(f"  {problem}", highlight=False, soft_wrap=True)
+        if len(error.problems) > MAX_PROBLEMS_PRINTED:
+            err.print(f"  ... and {len(error.problems) - MAX_PROBLEMS_PRINTED} more", highlight=False)
+        _fail(error.message)
+    finally:
+        engine.dispose()
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database to the latest schema."""
+    settings = Settings()
+    engine = build_engine(settings.database_url, pool_size=1)
+    try:
+        database.upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    out.print(f"database at {revision}: {engine.url.render_as_string(hide_password=True)}", highlight=False)
+
+
+@db_cli.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base.")]) -> None:
+    """Migrate the database down to an older schema."""
+    settings = Settings()
+    engine = build_engine(settings.database_url, pool_size=1)
+    try:
+        database.downgrade(engine, revision)
+    finally:
+        engine.dispose()
+    out.print(f"database at {revision}", highlight=False)
+
+
+@user_cli.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[Role, typer.Option(help="annotator, lead or admin.")] = Role.ANNOTATOR,
+    team: Annotated[str | None, typer.Option(help="Team or vendor name (created if new).")] = None,
+    languages: Annotated[str, typer.Option(help="Comma-separated language codes, e.g. th,en.")] = "",
+    password: Annotated[
+        str | None, typer.Option(help="Password (prompted when omitted on a terminal).")
+    ] = None,
+) -> None:
+    """Create a user."""
+    if password is None and sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _session() as session:
+        user = accounts.create_user(
+            session,
+            email=email,
+            name=name,
+            role=role,
+            password=password,
+            team=team,
+            languages=[code for code in languages.split(",") if code.strip()],
+        )
+    out.print(f"created {user.role.value} {user.email}", highlight=False)
+
+
+@token_cli.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="Whose token.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token and print it (only the token, once)."""
+    with _session() as session:
+        issued = accounts.create_api_token(session, email=email, name=name)
+    typer.echo(issued.token)
+
+
+@project_cli.command("create")
+def project_create(
+    slug: Annotated[str, typer.Option(help="Short id used in URLs, e.g. th-safety.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    kind: Annotated[str, typer.Option(help="pairwise (rubric and ranking come later).")] = "pairwise",
+    overlap: Annotated[int, typer.Option(help="Judgments wanted per item.")] = 1,
+    guidelines: Annotated[
+        Path | None, typer.Option(help="Markdown file with the guidelines.", exists=True, dir_okay=False)
+    ] = None,
+    member: Annotated[list[str] | None, typer.Option(help="Email of an annotator to add (repeatable).")] = None,
+) -> None:
+    """Create a project."""
+    with _session() as session:
+        operator = command_line_principal()
+        project = projects.create_project(
+            session,
+            principal=operator,
+            slug=slug,
+            name=name,
+            kind=kind,
+            overlap=overlap,
+            guidelines=guidelines.read_text(encoding="utf-8") if guidelines else "",
+        )
+        if member:
+            projects.add_members(session, principal=operator, slug=project.slug, emails=member)
+    out.print(f"created project {project.slug}", highlight=False)
+
+
+@project_cli.command("add-members")
+def project_add_members(
+    slug: Annotated[str, typer.Argument(help="Project slug.")],
+    email: Annotated[list[str], typer.Option(help="Email of a user to add (repeatable).")],
+) -> None:
+    """Let users work on a project."""
+    with _session() as session:
+        added = projects.add_members(session, principal=command_line_principal(), slug=slug, emails=email)
+    out.print(f"added {added} member(s) to {slug}", highlight=False)
+
+
+@cli.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="Native JSONL file (docs/formats.md).", exists=True, dir_okay=False)],
+    project: Annotated[str, typer.Option(help="Project slug.")],
+) -> None:
+    """Import items; a bad line rejects the whole file and nothing is written."""
+    with _session() as session, file.open("rb") as stream:
+        result = importing.import_items(
+            session, principal=command_line_principal(), slug=project, rows=importing.parse_jsonl(stream)
+        )
+    out.print(f"created {result.created}, unchanged {result.unchanged}", highlight=False)
+
+
+@cli.command("export")
+def export_dataset(
+    kind: Annotated[str, typer.Argument(help="Dataset kind: dpo.")],
+    project: Annotated[str, typer.Option(help="Project slug.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or parquet.")] = ExportFormat.JSONL,
+) -> None:
+    """Write a TRL-ready dataset."""
+    if kind not in exporting.EXPORT_KINDS:
+        _fail(f"unknown export kind '{kind}' (choose from {', '.join(exporting.EXPORT_KINDS)})")
+    with _session() as session:
+        row = exporting.authorize_export(session, principal=command_line_principal(), slug=project)
+        result = write_rows(
+            exporting.dpo_rows(session, project_id=row.id),
+            out_path,
+            fmt=fmt,
+            schema=CONVERSATIONAL_PREFERENCE_SCHEMA,
+        )
+    out.print(f"wrote {result.rows} rows to {result.path}", highlight=False)
+
+
+@cli.command("demo")
+def demo_command(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the app once seeded.")] = True,
+) -> None:
+    """Migrate, seed the demo project and its people, print the logins, and serve."""
+    settings = Settings()
+    engine = build_engine(settings.database_url, pool_size=1)
+    try:
+        database.upgrade(engine)
+    finally:
+        engine.dispose()
+    with _session() as session:
+        summary = demo.seed_demo(session)
+    url = f"http://{settings.host}:{settings.port}/"
+    out.print(f"\n[bold]prefstack demo[/]: project '{summary.project_slug}' ({summary.items_created} new items)")
+    out.print(f"Open [bold]{url}[/] and log in as:", highlight=False)
+    for login in summary.logins:
+        out.print(f"  {login.role:<10} {login.email:<28} password: {login.password}", highlight=False)
+    out.print("")
+    if serve_after:
+        serve()
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (PREFSTACK_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PREFSTACK_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (PREFSTACK_WORKERS).")] = None,
+) -> None:
+    """Serve the web app and JSON API with uvicorn."""
+    import uvicorn
+
+    settings = Settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    out.print(f"serving on http://{bind_host}:{bind_port}/  (API docs at /docs)", highlight=False)
+    uvicorn.run(
+        "annotation_ui.asgi:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the `prefstack` script."""
+    try:
+        cli()
+    except PrefstackError as error:
+        _fail(error.message)

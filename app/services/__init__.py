@@ -1,0 +1,1 @@
+"""Use cases: each checks the rules, calls store functions and commits once."""

@@ -1,0 +1,262 @@
+"""Importing items in prefstack's native format, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidInput, Problem
+from app.principal import Principal
+from app.services.projects import get_project
+from preference_store import items as item_store
+from preference_store.engine import begin_write
+from preference_store.items import NewItem, NewResponse
+
+MAX_TEXT_CHARS = 200_000
+MAX_EXTERNAL_ID_CHARS = 200
+MAX_PROBLEMS_REPORTED = 200
+ROLES = frozenset({"system", "user", "assistant"})
+INSERT_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    created: int
+    unchanged: int
+
+
+def parse_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, decoded JSON or a Problem) for each non-blank line."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield number, Problem(f"not valid UTF-8 (byte {error.start})", row=number)
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as error:
+            yield number, Problem(f"not valid JSON: {error.msg} at column {error.colno}", row=number)
+
+
+def import_items(
+    session: Session, *, principal: Principal, slug: str, rows: Iterable[tuple[int, Any]]
+) -> ImportResult:
+    """Validate every row, then store the new items in one transaction, or none at all.
+
+    Rows are (row number, decoded JSON value). An item whose external_id is already in
+    the project with the same content is left as it is; with other content it is an error.
+    """
+    principal.require_staff()
+    get_project(session, principal=principal, slug=slug)
+    session.rollback()  # validate outside any transaction: writers wait only for the insert
+    problems: list[Problem] = []
+    items: list[tuple[int, NewItem]] = []
+    seen: dict[str, int] = {}
+    for row_number, value in rows:
+        if isinstance(value, Problem):
+            problems.append(value)
+            continue
+        item, item_problems = validate_item(value, row=row_number, response_count=2)
+        if item is not None and item.external_id in seen:
+            item_problems.append(
+                Problem(f"duplicate of line {seen[item.external_id]}", field="external_id", row=row_number)
+            )
+        problems.extend(item_problems)
+        if item is not None and not item_problems:
+            seen[item.external_id] = row_number
+            items.append((row_number, item))
+    if not problems and not items:
+        problems.append(Problem("no items found"))
+    if problems:
+        _reject(problems)
+    begin_write(session)
+    project = get_project(session, principal=principal, slug=slug)
+    existing = item_store.existing_content_hashes(
+        session, project_id=project.id, external_ids=[item.external_id for _, item in items]
+    )
+    new_items = []
+    for row_number, item in items:
+        stored_hash = existing.get(item.external_id)
+        if stored_hash is None:
+            new_items.append(item)
+        elif stored_hash != item.content_hash:
+            problems.append(
+                Problem(
+                    f"'{item.external_id}' is already in the project with different content",
+                    field="external_id",
+                    row=row_number,
+                )
+            )
+    if problems:
+        session.rollback()
+        _reject(problems)
+    for start in range(0, len(new_items), INSERT_BATCH):
+        item_store.insert_items(
+            session, project_id=project.id, items=new_items[start : start + INSERT_BATCH], open_slots=project.overlap
+        )
+    session.commit()
+    return ImportResult(created=len(new_items), unchanged=len(items) - len(new_items))
+
+
+def _reject(problems: list[Problem]) -> None:
+    shown = problems[:MAX_PROBLEMS_REPORTED]
+    more = f" (first {len(shown)} shown)" if len(problems) > len(shown) else ""
+    raise InvalidInput(
+        "invalid_import",
+        f"{len(problems)} problem(s) found{more}; nothing was imported. First: {problems[0]}",
+        field=problems[0].field,
+        row=problems[0].row,
+        problems=shown,
+    )
+
+
+def validate_item(value: Any, *, row: int, response_count: int) -> tuple[NewItem | None, list[Problem]]:
+    """Check one native-format item; returns the item (if it could be built) and its problems."""
+    problems: list[Problem] = []
+
+    def problem(field: str, message: str) -> None:
+        problems.append(Problem(message, field=field, row=row))
+
+    if not isinstance(value, dict):
+        problem("item", f"expected a JSON object, got {_json_type(value)}")
+        return None, problems
+    known = {"external_id", "prompt", "messages", "responses", "metadata"}
+    for key in sorted(set(value) - known):
+        problem(key, "unknown field (expected external_id, prompt or messages, responses, metadata)")
+
+    external_id = value.get("external_id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or not external_id.strip():
+        problem("external_id", "required, a non-empty string")
+        external_id = None
+    elif len(external_id) > MAX_EXTERNAL_ID_CHARS:
+        problem("external_id", f"longer than {MAX_EXTERNAL_ID_CHARS} characters")
+
+    messages = _validate_conversation(value, problem)
+    responses = _validate_responses(value.get("responses"), problem, response_count)
+    metadata = value.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        problem("metadata", f"expected an object, got {_json_type(metadata)}")
+        metadata = {}
+    if problems or external_id is None or messages is None or responses is None:
+        return None, problems
+    return (
+        NewItem(
+            external_id=external_id.strip(),
+            messages=messages,
+            responses=responses,
+            metadata=metadata,
+            content_hash=_content_hash(messages, responses, metadata),
+        ),
+        problems,
+    )
+
+
+def _validate_conversation(value: dict[str, Any], problem: Any) -> list[dict[str, Any]] | None:
+    has_prompt, has_messages = "prompt" in value, "messages" in value
+    if has_prompt == has_messages:
+        problem("prompt", "give exactly one of 'prompt' (a string) or 'messages' (a list)")
+        return None
+    if has_prompt:
+        prompt = value["prompt"]
+        if not _is_text(prompt):
+            problem("prompt", "must be a non-empty string")
+            return None
+        if len(prompt) > MAX_TEXT_CHARS:
+            problem("prompt", f"longer than {MAX_TEXT_CHARS} characters")
+            return None
+        return [{"role": "user", "content": prompt}]
+    raw = value["messages"]
+    if not isinstance(raw, list) or not raw:
+        problem("messages", "must be a non-empty list of {role, content}")
+        return None
+    messages: list[dict[str, Any]] = []
+    for index, message in enumerate(raw):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            problem(where, f"expected an object, got {_json_type(message)}")
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            problem(f"{where}.role", "must be one of system, user, assistant")
+        if not _is_text(content):
+            problem(f"{where}.content", "must be a non-empty string")
+        elif len(content) > MAX_TEXT_CHARS:
+            problem(f"{where}.content", f"longer than {MAX_TEXT_CHARS} characters")
+        messages.append({"role": role, "content": content})
+    if messages and messages[-1].get("role") != "user":
+        problem("messages", "the conversation must end with a user turn (the responses answer it)")
+    return messages
+
+
+def _validate_responses(raw: Any, problem: Any, response_count: int) -> list[NewResponse] | None:
+    if not isinstance(raw, list):
+        problem("responses", "required, a list of {model, content}")
+        return None
+    if len(raw) != response_count:
+        problem("responses", f"expected {response_count} responses, got {len(raw)}")
+        return None
+    responses: list[NewResponse] = []
+    for index, response in enumerate(raw):
+        where = f"responses[{index}]"
+        if not isinstance(response, dict):
+            problem(where, f"expected an object, got {_json_type(response)}")
+            continue
+        content = response.get("content")
+        if not _is_text(content):
+            problem(f"{where}.content", "must be a non-empty string")
+            continue
+        if len(content) > MAX_TEXT_CHARS:
+            problem(f"{where}.content", f"longer than {MAX_TEXT_CHARS} characters")
+            continue
+        model = response.get("model", "")
+        if model is None:
+            model = ""
+        if not isinstance(model, str):
+            problem(f"{where}.model", "must be a string")
+            continue
+        metadata = response.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            problem(f"{where}.metadata", "must be an object")
+            continue
+        extra = {key: val for key, val in response.items() if key not in ("content", "model", "metadata")}
+        responses.append(NewResponse(content=content, model_name=model, metadata={**extra, **metadata}))
+    return responses if len(responses) == response_count else None
+
+
+def _content_hash(messages: list[dict[str, Any]], responses: list[NewResponse], metadata: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {
+            "messages": messages,
+            "responses": [[r.model_name, r.content, r.metadata] for r in responses],
+            "metadata": metadata,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return names.get(type(value), type(value).__name__)

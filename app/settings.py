@@ -1,0 +1,116 @@
+"""Runtime settings, read from PREFSTACK_* environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine.url import make_url
+
+INSECURE_SECRET_KEYS = frozenset({"", "change-me", "changeme", "secret", "dev", "development"})
+SECRET_FILE_NAME = ".prefstack-secret"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class SecuritySettings(BaseModel):
+    """Sessions, cookies and login throttling."""
+
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    """How long a browser login lasts."""
+
+    cookie_secure: bool | None = None
+    """Send cookies over HTTPS only; defaults to on in production."""
+
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    """Failed logins allowed per email and per client address each minute."""
+
+    token_cache_seconds: float = Field(default=30.0, ge=0)
+    """How long a verified API token is trusted before the database is asked again."""
+
+
+class AnnotationSettings(BaseModel):
+    """Defaults for annotation projects."""
+
+    default_lease_seconds: int = Field(default=1800, ge=30)
+    """How long an item stays with an annotator before it returns to the pool."""
+
+    max_upload_mb: int = Field(default=200, ge=1)
+    """Largest request body accepted by the import endpoints."""
+
+
+class Settings(BaseSettings):
+    """Everything prefstack reads from its environment (prefix `PREFSTACK_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="PREFSTACK_", env_nested_delimiter="__", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    """development (default), production or test; production refuses unsafe defaults."""
+
+    database_url: str = "sqlite:///./prefstack.db"
+    """SQLAlchemy URL: SQLite by default, `postgresql+psycopg://...` in production."""
+
+    database_pool_size: int = Field(default=20, ge=1)
+    """Connections kept per process."""
+
+    secret_key: SecretStr | None = None
+    """Signs cookies and CSRF tokens. Generated beside the SQLite file in development."""
+
+    host: str = "127.0.0.1"
+    """Address `prefstack serve` binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port `prefstack serve` listens on."""
+
+    workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes for `prefstack serve`."""
+
+    security: SecuritySettings = SecuritySettings()
+    annotation: AnnotationSettings = AnnotationSettings()
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if key.strip().lower() in INSECURE_SECRET_KEYS or len(key) < 32:
+                raise ValueError(
+                    "PREFSTACK_SECRET_KEY must be set to a random value of at least 32 characters in production"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.security.cookie_secure is not None:
+            return self.security.cookie_secure
+        return self.is_production
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; in development one is generated and kept beside the database."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.secret_file_path()
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return key
+
+    def secret_file_path(self) -> Path:
+        """Where the development secret is kept: beside the SQLite file, else the working directory."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return Path(url.database).resolve().parent / SECRET_FILE_NAME
+        return Path.cwd() / SECRET_FILE_NAME

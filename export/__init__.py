@@ -1,0 +1,1 @@
+"""Dataset builders (judged items -> TRL rows) and streaming writers."""

@@ -1,0 +1,1 @@
+"""SQL storage for prefstack: models, engine/session factory and query functions."""

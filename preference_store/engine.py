@@ -1,0 +1,132 @@
+"""Engine and session factories, with the SQLite settings concurrent annotators need."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+WRITE_OPTION = "prefstack_writer"
+
+
+def is_sqlite_url(url: str) -> bool:
+    """Whether a database URL points at SQLite."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def build_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
+    """Create an engine for `url`, configured for SQLite or PostgreSQL."""
+    if is_sqlite_url(url):
+        return _build_sqlite_engine(url, echo=echo, pool_size=pool_size)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+    )
+
+
+def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int) -> Engine:
+    parsed = make_url(url)
+    in_memory = parsed.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {"echo": echo}
+    if in_memory:
+        from sqlalchemy.pool import StaticPool
+
+        kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"] = {"check_same_thread": False}
+    else:
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (pysqlite's own BEGIN handling breaks
+        # SAVEPOINTs); the "begin" hook below emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    write_lock = _WriterLock(parsed.database or ":memory:")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # Writers take the lock up front so two deferred transactions never deadlock
+        # when both upgrade to writing ("database is locked"). Waiting on our own lock
+        # instead of SQLite's busy handler avoids its sleep-and-retry back-off.
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            write_lock.acquire(connection.connection.dbapi_connection)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                write_lock.release(connection.connection.dbapi_connection)
+                raise
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    # Sessions and `engine.begin()` hand the connection back right after COMMIT, so the
+    # lock is held exactly while SQLite holds its own write lock.
+    @event.listens_for(engine.pool, "checkin")
+    def _checkin(dbapi_connection: Any, _record: Any) -> None:
+        write_lock.release(dbapi_connection)
+
+    return engine
+
+
+class _WriterLock:
+    """One writer at a time: a thread lock, plus `flock` on a side file across processes."""
+
+    def __init__(self, database: str) -> None:
+        self._thread_lock = threading.Lock()
+        self._holder: Any = None
+        self._lock_path = None if database == ":memory:" else f"{database}.writelock"
+        self._fd: int | None = None
+
+    def acquire(self, dbapi_connection: Any) -> None:
+        if self._holder is dbapi_connection:
+            return
+        self._thread_lock.acquire()
+        self._holder = dbapi_connection
+        if self._lock_path is not None:
+            if self._fd is None:
+                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self, dbapi_connection: Any) -> None:
+        if self._holder is None or self._holder is not dbapi_connection:
+            return
+        self._holder = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+def begin_write(session: Session) -> None:
+    """Open the session's transaction as a writer: BEGIN IMMEDIATE on SQLite.
+
+    Call it before the first statement of a use case that writes: a reader that later
+    writes fails on SQLite when another writer committed in between.
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={WRITE_OPTION: True})
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to `engine`; objects stay usable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,147 @@
+"""Items, their responses and their place in the claim queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.orm import Session
+
+from preference_store.models import Item, ItemQueue, Response
+
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewResponse:
+    """A candidate response to be stored with a new item."""
+
+    content: str
+    model_name: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item to be stored, already validated."""
+
+    external_id: str
+    messages: list[dict[str, Any]]
+    responses: list[NewResponse]
+    metadata: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    position: int
+    content: str
+    model_name: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemContent:
+    """What an annotator is shown of an item, in stored (unshuffled) order."""
+
+    id: int
+    project_id: int
+    external_id: str
+    messages: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    responses: list[StoredResponse]
+
+
+_ITEM_BY_ID = select(Item.id, Item.project_id, Item.external_id, Item.messages, Item.metadata_).where(
+    Item.id == bindparam("item_id")
+)
+_RESPONSES_OF_ITEM = (
+    select(Response.position, Response.content, Response.model_name, Response.metadata_)
+    .where(Response.item_id == bindparam("item_id"))
+    .order_by(Response.position)
+)
+
+
+def existing_content_hashes(
+    session: Session, *, project_id: int, external_ids: Iterable[str]
+) -> dict[str, str]:
+    """Map each already-stored external id of the project to its content hash."""
+    ids = list(external_ids)
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = session.execute(
+            select(Item.external_id, Item.content_hash).where(
+                Item.project_id == project_id, Item.external_id.in_(chunk)
+            )
+        )
+        found.update({external_id: content_hash for external_id, content_hash in rows})
+    return found
+
+
+def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem], open_slots: int) -> int:
+    """Insert new items with their responses and queue rows; returns how many."""
+    if not items:
+        return 0
+    item_ids = session.scalars(
+        insert(Item).returning(Item.id, sort_by_parameter_order=True),
+        [
+            {
+                "project_id": project_id,
+                "external_id": item.external_id,
+                "messages": item.messages,
+                "metadata_": item.metadata,
+                "content_hash": item.content_hash,
+            }
+            for item in items
+        ],
+    ).all()
+    session.execute(
+        insert(Response),
+        [
+            {
+                "item_id": item_id,
+                "position": position,
+                "model_name": response.model_name,
+                "content": response.content,
+                "metadata_": response.metadata,
+            }
+            for item_id, item in zip(item_ids, items, strict=True)
+            for position, response in enumerate(item.responses)
+        ],
+    )
+    session.execute(
+        insert(ItemQueue),
+        [
+            {"item_id": item_id, "project_id": project_id, "open_slots": open_slots, "is_reopened": False}
+            for item_id in item_ids
+        ],
+    )
+    return len(item_ids)
+
+
+def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
+    """Read an item and its responses, or None."""
+    row = session.execute(_ITEM_BY_ID, {"item_id": item_id}).first()
+    if row is None:
+        return None
+    stored_id, project_id, external_id, messages, metadata = row
+    responses = [
+        StoredResponse(position, content, model_name, dict(metadata or {}))
+        for position, content, model_name, metadata in session.execute(_RESPONSES_OF_ITEM, {"item_id": item_id})
+    ]
+    return ItemContent(
+        id=stored_id,
+        project_id=project_id,
+        external_id=external_id,
+        messages=list(messages),
+        metadata=dict(metadata or {}),
+        responses=responses,
+    )
+
+
+def count_items(session: Session, *, project_id: int) -> int:
+    """How many items the project holds."""
+    return int(session.scalar(select(func.count()).select_from(Item).where(Item.project_id == project_id)) or 0)

@@ -1,0 +1,266 @@
+"""ORM models: the v1 schema of prefstack."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from preference_store.base import Base, PortableJSON, utcnow
+
+
+class Role(enum.StrEnum):
+    ANNOTATOR = "annotator"
+    LEAD = "lead"
+    ADMIN = "admin"
+
+
+class ProjectKind(enum.StrEnum):
+    PAIRWISE = "pairwise"
+    RUBRIC = "rubric"
+    RANKING = "ranking"
+
+
+class AssignmentState(enum.StrEnum):
+    LEASED = "leased"
+    SUBMITTED = "submitted"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+
+
+def _str_enum(enum_type: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        enum_type,
+        name=name,
+        native_enum=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Team(Base):
+    """A vendor (BPO) or in-house group of annotators."""
+
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    is_vendor: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="team", lazy="raise_on_sql")
+
+
+class User(Base):
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_str_enum(Role, "role"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    languages: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    team: Mapped[Team | None] = relationship(back_populates="users", lazy="raise_on_sql")
+
+
+class LoginSession(Base):
+    """A browser session; the cookie carries the token, the table keeps only its hash."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, stored as a SHA-256 hash."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Project(Base):
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[ProjectKind] = mapped_column(_str_enum(ProjectKind, "project_kind"))
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    guidelines_version: Mapped[int] = mapped_column(default=1)
+    overlap: Mapped[int] = mapped_column(default=1)
+    lease_seconds: Mapped[int] = mapped_column(default=1800)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_archived: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectMember(Base):
+    """Which annotators work on which project (leads and admins see every project)."""
+
+    __tablename__ = "project_member"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Item(Base):
+    """One prompt or conversation whose candidate responses are judged."""
+
+    __tablename__ = "item"
+    __table_args__ = (UniqueConstraint("project_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    responses: Mapped[list[Response]] = relationship(
+        back_populates="item", lazy="raise_on_sql", order_by="Response.position"
+    )
+
+
+class ItemQueue(Base):
+    """The claim queue: one narrow, often-updated row per item, apart from its content.
+
+    `open_slots` counts the assignments an item can still take (overlap minus live
+    leases and submissions); the partial indexes hold only items that can be served.
+    `is_reopened` marks items whose slot came back from an expired or skipped lease,
+    which annotators' cursors may already have passed.
+    """
+
+    __tablename__ = "item_queue"
+    __table_args__ = (
+        Index(
+            "ix_item_queue_open",
+            "project_id",
+            "item_id",
+            sqlite_where=text("open_slots > 0"),
+            postgresql_where=text("open_slots > 0"),
+        ),
+        Index(
+            "ix_item_queue_reopened",
+            "project_id",
+            "item_id",
+            sqlite_where=text("is_reopened AND open_slots > 0"),
+            postgresql_where=text("is_reopened AND open_slots > 0"),
+        ),
+    )
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    open_slots: Mapped[int] = mapped_column(Integer)
+    is_reopened: Mapped[bool] = mapped_column(default=False)
+
+
+class Response(Base):
+    """A candidate model response to an item."""
+
+    __tablename__ = "response"
+    __table_args__ = (UniqueConstraint("item_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    model_name: Mapped[str] = mapped_column(String(200), default="")
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+    item: Mapped[Item] = relationship(back_populates="responses", lazy="raise_on_sql")
+
+
+class Assignment(Base):
+    """An item leased to one annotator, with the order its responses were shown in."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        UniqueConstraint("annotator_id", "project_id", "item_id"),
+        Index(
+            "ix_assignment_live_lease",
+            "annotator_id",
+            "project_id",
+            unique=True,
+            sqlite_where=text("state = 'leased'"),
+            postgresql_where=text("state = 'leased'"),
+        ),
+        Index(
+            "ix_assignment_lease_expiry",
+            "project_id",
+            "leased_until",
+            sqlite_where=text("state = 'leased'"),
+            postgresql_where=text("state = 'leased'"),
+        ),
+        Index("ix_assignment_item_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    shown_order: Mapped[list[int]] = mapped_column(PortableJSON)
+    state: Mapped[AssignmentState] = mapped_column(_str_enum(AssignmentState, "assignment_state"))
+    leased_until: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Judgment(Base):
+    """An annotator's verdict on one assignment; at most one per assignment."""
+
+    __tablename__ = "judgment"
+    __table_args__ = (Index("ix_judgment_project_id_item_id", "project_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), unique=True
+    )
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), index=True
+    )
+    payload: Mapped[dict[str, Any]]
+    time_spent_ms: Mapped[int | None]
+    guidelines_version: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,164 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from preference_store.models import Item, ItemQueue, Judgment, Project, ProjectKind, ProjectMember
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    """A project's settings as the services need them."""
+
+    id: int
+    slug: str
+    name: str
+    kind: ProjectKind
+    guidelines: str
+    guidelines_version: int
+    overlap: int
+    lease_seconds: int
+    settings: dict[str, Any]
+    is_archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectProgress:
+    items: int
+    judgments: int
+    open_slots: int
+
+
+_PROJECT_COLUMNS = (
+    Project.id,
+    Project.slug,
+    Project.name,
+    Project.kind,
+    Project.guidelines,
+    Project.guidelines_version,
+    Project.overlap,
+    Project.lease_seconds,
+    Project.settings,
+    Project.is_archived,
+)
+_BY_SLUG = select(*_PROJECT_COLUMNS).where(Project.slug == bindparam("slug"))
+_IS_MEMBER = select(
+    exists().where(ProjectMember.project_id == bindparam("project_id"), ProjectMember.user_id == bindparam("user_id"))
+)
+
+
+def _to_row(row: Any) -> ProjectRow:
+    return ProjectRow(
+        id=row[0],
+        slug=row[1],
+        name=row[2],
+        kind=ProjectKind(row[3]),
+        guidelines=row[4],
+        guidelines_version=row[5],
+        overlap=row[6],
+        lease_seconds=row[7],
+        settings=dict(row[8] or {}),
+        is_archived=row[9],
+    )
+
+
+def get_project_by_slug(session: Session, *, slug: str) -> ProjectRow | None:
+    """The project with this slug, or None."""
+    row = session.execute(_BY_SLUG, {"slug": slug}).first()
+    return None if row is None else _to_row(row)
+
+
+def create_project(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    kind: ProjectKind,
+    overlap: int,
+    guidelines: str,
+    lease_seconds: int,
+    settings: dict[str, Any],
+    created_by_id: int | None,
+) -> ProjectRow:
+    """Insert a project and return it."""
+    project = Project(
+        slug=slug,
+        name=name,
+        kind=kind,
+        overlap=overlap,
+        guidelines=guidelines,
+        lease_seconds=lease_seconds,
+        settings=settings,
+        created_by_id=created_by_id,
+    )
+    session.add(project)
+    session.flush()
+    return ProjectRow(
+        id=project.id,
+        slug=slug,
+        name=name,
+        kind=kind,
+        guidelines=guidelines,
+        guidelines_version=project.guidelines_version,
+        overlap=overlap,
+        lease_seconds=lease_seconds,
+        settings=settings,
+        is_archived=False,
+    )
+
+
+def list_projects(session: Session, *, member_id: int | None = None) -> list[ProjectRow]:
+    """Active projects, all of them or only those `member_id` belongs to."""
+    statement = select(*_PROJECT_COLUMNS).where(Project.is_archived.is_(False)).order_by(Project.name)
+    if member_id is not None:
+        statement = statement.join(ProjectMember, ProjectMember.project_id == Project.id).where(
+            ProjectMember.user_id == member_id
+        )
+    return [_to_row(row) for row in session.execute(statement)]
+
+
+def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
+    """Whether the user is a member of the project."""
+    return bool(session.scalar(_IS_MEMBER, {"project_id": project_id, "user_id": user_id}))
+
+
+def add_members(session: Session, *, project_id: int, user_ids: list[int]) -> int:
+    """Add users to a project, ignoring those already in it; returns how many were added."""
+    present = set(
+        session.scalars(
+            select(ProjectMember.user_id).where(
+                ProjectMember.project_id == project_id, ProjectMember.user_id.in_(user_ids)
+            )
+        )
+    )
+    new = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in present]
+    if new:
+        session.execute(insert(ProjectMember), [{"project_id": project_id, "user_id": u} for u in new])
+    return len(new)
+
+
+def project_progress(session: Session, *, project_id: int) -> ProjectProgress:
+    """Counts of items, judgments and open slots in a project."""
+    items = session.scalar(select(func.count()).select_from(Item).where(Item.project_id == project_id)) or 0
+    judgments = (
+        session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id == project_id)) or 0
+    )
+    open_slots = (
+        session.scalar(select(func.coalesce(func.sum(ItemQueue.open_slots), 0)).where(ItemQueue.project_id == project_id))
+        or 0
+    )
+    return ProjectProgress(items=int(items), judgments=int(judgments), open_slots=int(open_slots))
+
+
+_BY_ID = select(*_PROJECT_COLUMNS).where(Project.id == bindparam("project_id"))
+
+
+def get_project_by_id(session: Session, *, project_id: int) -> ProjectRow | None:
+    """The project with this id, or None."""
+    row = session.execute(_BY_ID, {"project_id": project_id}).first()
+    return None if row is None else _to_row(row)

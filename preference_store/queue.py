@@ -1,0 +1,324 @@
+"""The claim queue: leasing items to annotators and closing their assignments.
+
+Claiming never scans a project. Each annotator claims items in increasing id order, so
+the newest item they hold is a cursor: every item below it that they never held was
+full when they passed it, and can only have become servable again through a lease that
+expired or was skipped, which sets `item_queue.is_reopened`. A claim therefore looks at
+the few reopened items first, then walks the open-items index from the cursor.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, case, exists, literal_column, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from preference_store.models import Assignment, AssignmentState, ItemQueue, Judgment, Response
+
+_A = Assignment.__table__
+_Q = ItemQueue.__table__
+_J = Judgment.__table__
+
+# Literal 0 as in the partial indexes' WHERE clauses, so PostgreSQL's generic plans can
+# prove the index applies.
+_ZERO = literal_column("0")
+_LEASED = AssignmentState.LEASED.value
+
+_LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until).where(
+    _A.c.annotator_id == bindparam("annotator_id"),
+    _A.c.project_id == bindparam("project_id"),
+    _A.c.state == _LEASED,
+)
+_CURSOR = (
+    select(_A.c.item_id)
+    .where(
+        _A.c.annotator_id == bindparam("annotator_id"),
+        _A.c.project_id == bindparam("project_id"),
+    )
+    .order_by(_A.c.item_id.desc())
+    .limit(1)
+)
+_NOT_HELD = ~exists().where(
+    _A.c.annotator_id == bindparam("annotator_id"),
+    _A.c.project_id == bindparam("project_id"),
+    _A.c.item_id == _Q.c.item_id,
+)
+_REOPENED_CANDIDATE = (
+    select(_Q.c.item_id)
+    .where(
+        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.is_reopened,
+        _Q.c.open_slots > _ZERO,
+        _NOT_HELD,
+    )
+    .order_by(_Q.c.item_id)
+    .limit(1)
+)
+_CANDIDATE = (
+    select(_Q.c.item_id)
+    .where(
+        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.open_slots > _ZERO,
+        _Q.c.item_id > bindparam("cursor"),
+        _NOT_HELD,
+    )
+    .order_by(_Q.c.item_id)
+    .limit(1)
+)
+_TAKE_SLOT = (
+    update(_Q)
+    .where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > _ZERO)
+    .values(
+        open_slots=_Q.c.open_slots - 1,
+        is_reopened=case((_Q.c.open_slots == 1, False), else_=_Q.c.is_reopened),
+    )
+)
+_RETURN_SLOT = (
+    update(_Q)
+    .where(_Q.c.item_id == bindparam("target_item"))
+    .values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
+)
+_INSERT_ASSIGNMENT = _A.insert().values(
+    project_id=bindparam("project_id"),
+    item_id=bindparam("item_id"),
+    annotator_id=bindparam("annotator_id"),
+    shown_order=bindparam("shown_order"),
+    state=_LEASED,
+    leased_until=bindparam("leased_until"),
+    created_at=bindparam("now"),
+)
+_EXPIRED_LEASES = select(_A.c.id, _A.c.item_id).where(
+    _A.c.project_id == bindparam("project_id"),
+    _A.c.state == _LEASED,
+    _A.c.leased_until < bindparam("now"),
+)
+_CLOSE_LEASE = (
+    update(_A)
+    .where(
+        _A.c.id == bindparam("target_assignment"),
+        _A.c.annotator_id == bindparam("target_annotator"),
+        _A.c.state == _LEASED,
+    )
+    .values(state=bindparam("new_state"), closed_at=bindparam("closed"))
+)
+_EXPIRE_ONE = (
+    update(_A)
+    .where(_A.c.id == bindparam("target_assignment"), _A.c.state == _LEASED)
+    .values(state=AssignmentState.EXPIRED.value, closed_at=bindparam("closed"))
+)
+_ASSIGNMENT_BY_ID = select(
+    _A.c.id, _A.c.project_id, _A.c.item_id, _A.c.annotator_id, _A.c.shown_order, _A.c.state
+).where(_A.c.id == bindparam("assignment_id"))
+_REVIVE_EXPIRED = (
+    update(_A)
+    .where(
+        _A.c.id == bindparam("target_assignment"),
+        _A.c.annotator_id == bindparam("target_annotator"),
+        _A.c.state == AssignmentState.EXPIRED.value,
+    )
+    .values(state=AssignmentState.SUBMITTED.value, closed_at=bindparam("closed"))
+)
+_INSERT_JUDGMENT = _J.insert().values(
+    assignment_id=bindparam("assignment_id"),
+    project_id=bindparam("project_id"),
+    item_id=bindparam("item_id"),
+    annotator_id=bindparam("annotator_id"),
+    payload=bindparam("payload"),
+    time_spent_ms=bindparam("time_spent_ms"),
+    guidelines_version=bindparam("guidelines_version"),
+    created_at=bindparam("now"),
+)
+_JUDGMENT_FOR_ASSIGNMENT = select(_J.c.id, _J.c.payload).where(
+    _J.c.assignment_id == bindparam("assignment_id")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An assignment held by an annotator: which item, and the order its responses show in."""
+
+    assignment_id: int
+    item_id: int
+    shown_order: list[int]
+    leased_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRow:
+    """An assignment's identity and state, as read for a submission."""
+
+    id: int
+    project_id: int
+    item_id: int
+    annotator_id: int
+    shown_order: list[int]
+    state: AssignmentState
+
+
+def claim_next(
+    session: Session,
+    *,
+    project_id: int,
+    annotator_id: int,
+    response_count: int | None = None,
+    lease_seconds: int,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> Lease | None:
+    """Lease the caller's next item, or return the live lease they already hold.
+
+    Returns None when nothing is left for this annotator. `response_count` fixes how
+    many responses each item has; when None it is read from the item.
+    """
+    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
+    live = session.execute(_LIVE_LEASE, params).first()
+    if live is not None:
+        if live.leased_until > now:
+            return Lease(live.id, live.item_id, list(live.shown_order), live.leased_until)
+        _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
+
+    expire_stale_leases(session, project_id=project_id, now=now)
+    # SQLite runs one writer at a time; PostgreSQL needs row locks and a savepoint.
+    lock_rows = session.get_bind().dialect.name == "postgresql"
+    for _attempt in range(8):
+        item_id = _find_candidate(session, params, lock_rows=lock_rows)
+        if item_id is None:
+            return None
+        if session.execute(_TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+            continue
+        count = response_count if response_count is not None else _response_count(session, item_id)
+        order = list(range(count))
+        (rng or _RNG).shuffle(order)
+        leased_until = now + timedelta(seconds=lease_seconds)
+        values = {**params, "item_id": item_id, "shown_order": order, "leased_until": leased_until, "now": now}
+        try:
+            if lock_rows:
+                with session.begin_nested():
+                    result = session.execute(_INSERT_ASSIGNMENT, values)
+            else:
+                result = session.execute(_INSERT_ASSIGNMENT, values)
+        except IntegrityError:
+            # Another request of the same annotator won the race; serve its lease.
+            raced = session.execute(_LIVE_LEASE, params).first()
+            if raced is None:
+                raise
+            session.execute(_RETURN_SLOT, {"target_item": item_id})
+            return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
+        assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        if assignment_id is None:
+            raise RuntimeError("assignment insert returned no key")
+        return Lease(int(assignment_id), item_id, order, leased_until)
+    return None
+
+
+def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> int | None:
+    lock = lock_rows
+    reopened = _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q) if lock else _REOPENED_CANDIDATE
+    item_id = session.execute(reopened, params).scalar()
+    if item_id is not None:
+        return int(item_id)
+    cursor = session.execute(_CURSOR, params).scalar() or 0
+    candidate = _CANDIDATE.with_for_update(skip_locked=True, of=_Q) if lock else _CANDIDATE
+    item_id = session.execute(candidate, {**params, "cursor": cursor}).scalar()
+    return None if item_id is None else int(item_id)
+
+
+def _response_count(session: Session, item_id: int) -> int:
+    return len(session.execute(select(Response.position).where(Response.item_id == item_id)).all())
+
+
+def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> None:
+    if session.execute(_EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
+        session.execute(_RETURN_SLOT, {"target_item": item_id})
+
+
+def expire_stale_leases(session: Session, *, project_id: int, now: datetime) -> int:
+    """Return the slots of every lease in the project that ran out before `now`."""
+    stale = session.execute(_EXPIRED_LEASES, {"project_id": project_id, "now": now}).all()
+    for assignment_id, item_id in stale:
+        _expire(session, assignment_id=assignment_id, item_id=item_id, now=now)
+    return len(stale)
+
+
+def get_assignment(session: Session, *, assignment_id: int) -> AssignmentRow | None:
+    """Read one assignment, or None."""
+    row = session.execute(_ASSIGNMENT_BY_ID, {"assignment_id": assignment_id}).first()
+    if row is None:
+        return None
+    return AssignmentRow(
+        row.id, row.project_id, row.item_id, row.annotator_id, list(row.shown_order), AssignmentState(row.state)
+    )
+
+
+def close_lease(
+    session: Session, *, assignment_id: int, annotator_id: int, state: AssignmentState, now: datetime
+) -> bool:
+    """Move a live lease to `state` (submitted or skipped); False if it was not live."""
+    result = session.execute(
+        _CLOSE_LEASE,
+        {"target_assignment": assignment_id, "target_annotator": annotator_id, "new_state": state.value, "closed": now},
+    )
+    return bool(result.rowcount == 1)
+
+
+def revive_expired_for_submission(
+    session: Session, *, assignment_id: int, annotator_id: int, item_id: int, now: datetime
+) -> bool:
+    """Accept late work on an expired lease if its item still has an open slot."""
+    if session.execute(_TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+        return False
+    revived = session.execute(
+        _REVIVE_EXPIRED, {"target_assignment": assignment_id, "target_annotator": annotator_id, "closed": now}
+    ).rowcount
+    if revived != 1:
+        session.execute(_RETURN_SLOT, {"target_item": item_id})
+        return False
+    return True
+
+
+def return_slot(session: Session, *, item_id: int) -> None:
+    """Give an item's slot back to the pool (after a skip)."""
+    session.execute(_RETURN_SLOT, {"target_item": item_id})
+
+
+def insert_judgment(
+    session: Session,
+    *,
+    assignment: AssignmentRow,
+    payload: dict[str, Any],
+    time_spent_ms: int | None,
+    guidelines_version: int,
+    now: datetime,
+) -> int:
+    """Store the judgment of a closed assignment and return its id."""
+    result = session.execute(
+        _INSERT_JUDGMENT,
+        {
+            "assignment_id": assignment.id,
+            "project_id": assignment.project_id,
+            "item_id": assignment.item_id,
+            "annotator_id": assignment.annotator_id,
+            "payload": payload,
+            "time_spent_ms": time_spent_ms,
+            "guidelines_version": guidelines_version,
+            "now": now,
+        },
+    )
+    key = result.inserted_primary_key
+    if not key or key[0] is None:
+        raise RuntimeError("judgment insert returned no key")
+    return int(key[0])
+
+
+def judgment_for_assignment(session: Session, *, assignment_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The judgment already stored for an assignment, as (id, payload)."""
+    row = session.execute(_JUDGMENT_FOR_ASSIGNMENT, {"assignment_id": assignment_id}).first()
+    return None if row is None else (int(row.id), dict(row.payload))
+
+
+_RNG = random.SystemRandom()
