@@ -22,8 +22,10 @@ ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
 @lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
     # html=False: raw HTML in model output is shown as text, never parsed as tags.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table").enable(
-        "strikethrough"
+    return (
+        MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+        .enable("table")
+        .enable("strikethrough")
     )
 
 

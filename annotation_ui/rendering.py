@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from annotation_ui.markdown import render_markdown
@@ -32,7 +32,7 @@ def render(
     block: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
-) -> HTMLResponse:
+) -> Response:
     """The whole page, or only `block` when htmx asks; always `Vary: HX-Request`."""
     principal = getattr(request.state, "principal", None)
     full_context = {"request": request, "principal": principal, **context}

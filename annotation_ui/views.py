@@ -36,7 +36,7 @@ def login_page(
     request: Request,
     context: Context,
     principal: Annotated[Principal | None, Depends(optional_principal)],
-    next: str = "/",  # noqa: A002
+    next: str = "/",
 ) -> Response:
     if principal is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
@@ -50,7 +50,12 @@ def _login_form(
     response = render(
         request,
         "login.html",
-        {"csrf_token": sign(token, secret_key=context.secret_key), "next_url": next_url, "error": error, "email": email},
+        {
+            "csrf_token": sign(token, secret_key=context.secret_key),
+            "next_url": next_url,
+            "error": error,
+            "email": email,
+        },
         status_code=status,
     )
     response.set_cookie(
@@ -67,7 +72,7 @@ def log_in(
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",  # noqa: A002
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     next_url = _safe_next(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)

@@ -90,9 +90,7 @@ def user_create(
     role: Annotated[Role, typer.Option(help="annotator, lead or admin.")] = Role.ANNOTATOR,
     team: Annotated[str | None, typer.Option(help="Team or vendor name (created if new).")] = None,
     languages: Annotated[str, typer.Option(help="Comma-separated language codes, e.g. th,en.")] = "",
-    password: Annotated[
-        str | None, typer.Option(help="Password (prompted when omitted on a terminal).")
-    ] = None,
+    password: Annotated[str | None, typer.Option(help="Password (prompted when omitted on a terminal).")] = None,
 ) -> None:
     """Create a user."""
     if password is None and sys.stdin.isatty():

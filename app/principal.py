@@ -12,7 +12,7 @@ from preference_store.users import UserRow
 
 class AuthMethod(StrEnum):
     SESSION = "session"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105  (an enum value)
     CLI = "cli"
 
 

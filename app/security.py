@@ -10,7 +10,7 @@ from functools import lru_cache
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-API_TOKEN_PREFIX = "pst_"
+API_TOKEN_PREFIX = "pst_"  # noqa: S105  (a marker, not a secret)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine.url import make_url
 
 INSECURE_SECRET_KEYS = frozenset({"", "change-me", "changeme", "secret", "dev", "development"})
-SECRET_FILE_NAME = ".prefstack-secret"
+SECRET_FILE_NAME = ".prefstack-secret"  # noqa: S105  (a file name)
 
 
 class Environment(StrEnum):

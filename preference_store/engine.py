@@ -118,13 +118,21 @@ class _WriterLock:
 
 
 def begin_write(session: Session) -> None:
-    """Open the session's transaction as a writer: BEGIN IMMEDIATE on SQLite.
+    """Make the session's transaction a writer: BEGIN IMMEDIATE on SQLite.
 
-    Call it before the first statement of a use case that writes: a reader that later
-    writes fails on SQLite when another writer committed in between.
+    Call it before the first write of a use case. On SQLite a reader that later writes
+    fails ("database is locked") when another writer committed in between, so an open
+    read-only transaction (an auth lookup, say) is ended first and a writer begun.
     """
-    if not session.in_transaction():
-        session.connection(execution_options={WRITE_OPTION: True})
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    if session.in_transaction():
+        if session.connection().get_execution_options().get(WRITE_OPTION, False):
+            return
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("begin_write() called with unflushed changes in a read transaction")
+        session.commit()
+    session.connection(execution_options={WRITE_OPTION: True})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -64,9 +64,7 @@ _RESPONSES_OF_ITEM = (
 )
 
 
-def existing_content_hashes(
-    session: Session, *, project_id: int, external_ids: Iterable[str]
-) -> dict[str, str]:
+def existing_content_hashes(session: Session, *, project_id: int, external_ids: Iterable[str]) -> dict[str, str]:
     """Map each already-stored external id of the project to its content hash."""
     ids = list(external_ids)
     found: dict[str, str] = {}
@@ -77,7 +75,7 @@ def existing_content_hashes(
                 Item.project_id == project_id, Item.external_id.in_(chunk)
             )
         )
-        found.update({external_id: content_hash for external_id, content_hash in rows})
+        found.update(rows.tuples().all())
     return found
 
 

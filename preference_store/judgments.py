@@ -68,9 +68,7 @@ def _load_batch(session: Session, item_ids: list[int]) -> Iterator[ItemJudgments
     ):
         judgments[item_id].append((annotator_id, dict(payload)))
     for item_id, external_id, messages, metadata in session.execute(
-        select(Item.id, Item.external_id, Item.messages, Item.metadata_)
-        .where(Item.id.in_(item_ids))
-        .order_by(Item.id)
+        select(Item.id, Item.external_id, Item.messages, Item.metadata_).where(Item.id.in_(item_ids)).order_by(Item.id)
     ):
         votes = judgments[item_id]
         yield ItemJudgments(

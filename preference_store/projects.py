@@ -145,11 +145,11 @@ def add_members(session: Session, *, project_id: int, user_ids: list[int]) -> in
 def project_progress(session: Session, *, project_id: int) -> ProjectProgress:
     """Counts of items, judgments and open slots in a project."""
     items = session.scalar(select(func.count()).select_from(Item).where(Item.project_id == project_id)) or 0
-    judgments = (
-        session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id == project_id)) or 0
-    )
+    judgments = session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id == project_id)) or 0
     open_slots = (
-        session.scalar(select(func.coalesce(func.sum(ItemQueue.open_slots), 0)).where(ItemQueue.project_id == project_id))
+        session.scalar(
+            select(func.coalesce(func.sum(ItemQueue.open_slots), 0)).where(ItemQueue.project_id == project_id)
+        )
         or 0
     )
     return ProjectProgress(items=int(items), judgments=int(judgments), open_slots=int(open_slots))

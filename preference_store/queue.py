@@ -12,21 +12,22 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, exists, literal_column, select, update
+from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from preference_store.models import Assignment, AssignmentState, ItemQueue, Judgment, Response
 
-_A = Assignment.__table__
-_Q = ItemQueue.__table__
-_J = Judgment.__table__
+_A = cast(Table, Assignment.__table__)
+_Q = cast(Table, ItemQueue.__table__)
+_J = cast(Table, Judgment.__table__)
 
 # Literal 0 as in the partial indexes' WHERE clauses, so PostgreSQL's generic plans can
 # prove the index applies.
-_ZERO = literal_column("0")
+_ZERO: ColumnElement[int] = literal_column("0", Integer)
 _LEASED = AssignmentState.LEASED.value
 
 _LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until).where(
@@ -79,9 +80,7 @@ _TAKE_SLOT = (
     )
 )
 _RETURN_SLOT = (
-    update(_Q)
-    .where(_Q.c.item_id == bindparam("target_item"))
-    .values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
+    update(_Q).where(_Q.c.item_id == bindparam("target_item")).values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
 )
 _INSERT_ASSIGNMENT = _A.insert().values(
     project_id=bindparam("project_id"),
@@ -133,9 +132,7 @@ _INSERT_JUDGMENT = _J.insert().values(
     guidelines_version=bindparam("guidelines_version"),
     created_at=bindparam("now"),
 )
-_JUDGMENT_FOR_ASSIGNMENT = select(_J.c.id, _J.c.payload).where(
-    _J.c.assignment_id == bindparam("assignment_id")
-)
+_JUDGMENT_FOR_ASSIGNMENT = select(_J.c.id, _J.c.payload).where(_J.c.assignment_id == bindparam("assignment_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +186,7 @@ def claim_next(
         item_id = _find_candidate(session, params, lock_rows=lock_rows)
         if item_id is None:
             return None
-        if session.execute(_TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+        if _dml(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
             continue
         count = response_count if response_count is not None else _response_count(session, item_id)
         order = list(range(count))
@@ -199,9 +196,9 @@ def claim_next(
         try:
             if lock_rows:
                 with session.begin_nested():
-                    result = session.execute(_INSERT_ASSIGNMENT, values)
+                    result = _dml(session, _INSERT_ASSIGNMENT, values)
             else:
-                result = session.execute(_INSERT_ASSIGNMENT, values)
+                result = _dml(session, _INSERT_ASSIGNMENT, values)
         except IntegrityError:
             # Another request of the same annotator won the race; serve its lease.
             raced = session.execute(_LIVE_LEASE, params).first()
@@ -214,6 +211,10 @@ def claim_next(
             raise RuntimeError("assignment insert returned no key")
         return Lease(int(assignment_id), item_id, order, leased_until)
     return None
+
+
+def _dml(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
+    return cast(CursorResult[Any], session.execute(statement, params))
 
 
 def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> int | None:
@@ -233,7 +234,7 @@ def _response_count(session: Session, item_id: int) -> int:
 
 
 def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> None:
-    if session.execute(_EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
+    if _dml(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
         session.execute(_RETURN_SLOT, {"target_item": item_id})
 
 
@@ -259,7 +260,8 @@ def close_lease(
     session: Session, *, assignment_id: int, annotator_id: int, state: AssignmentState, now: datetime
 ) -> bool:
     """Move a live lease to `state` (submitted or skipped); False if it was not live."""
-    result = session.execute(
+    result = _dml(
+        session,
         _CLOSE_LEASE,
         {"target_assignment": assignment_id, "target_annotator": annotator_id, "new_state": state.value, "closed": now},
     )
@@ -270,10 +272,10 @@ def revive_expired_for_submission(
     session: Session, *, assignment_id: int, annotator_id: int, item_id: int, now: datetime
 ) -> bool:
     """Accept late work on an expired lease if its item still has an open slot."""
-    if session.execute(_TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+    if _dml(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
         return False
-    revived = session.execute(
-        _REVIVE_EXPIRED, {"target_assignment": assignment_id, "target_annotator": annotator_id, "closed": now}
+    revived = _dml(
+        session, _REVIVE_EXPIRED, {"target_assignment": assignment_id, "target_annotator": annotator_id, "closed": now}
     ).rowcount
     if revived != 1:
         session.execute(_RETURN_SLOT, {"target_item": item_id})
@@ -296,7 +298,8 @@ def insert_judgment(
     now: datetime,
 ) -> int:
     """Store the judgment of a closed assignment and return its id."""
-    result = session.execute(
+    result = _dml(
+        session,
         _INSERT_JUDGMENT,
         {
             "assignment_id": assignment.id,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from preference_store.models import ApiToken, LoginSession, Role, Team, User
@@ -44,15 +45,15 @@ _USER_BY_SESSION = (
 )
 
 
-def _user(row: tuple[object, ...]) -> UserRow:
+def _user(row: tuple[Any, ...]) -> UserRow:
     user_id, email, name, role, team_id, languages, is_active = row[:7]
     return UserRow(
-        id=int(user_id),  # type: ignore[call-overload]
+        id=int(user_id),
         email=str(email),
         name=str(name),
         role=Role(role),
-        team_id=None if team_id is None else int(team_id),  # type: ignore[call-overload]
-        languages=tuple(languages or ()),  # type: ignore[call-overload]
+        team_id=None if team_id is None else int(team_id),
+        languages=tuple(languages or ()),
         is_active=bool(is_active),
     )
 
@@ -158,4 +159,5 @@ def delete_login_session(session: Session, *, token_hash: str) -> None:
 
 def delete_expired_login_sessions(session: Session, *, now: datetime) -> int:
     """Forget every login session that has expired; returns how many."""
-    return int(session.execute(delete(LoginSession).where(LoginSession.expires_at < now)).rowcount or 0)
+    result = cast(CursorResult[Any], session.execute(delete(LoginSession).where(LoginSession.expires_at < now)))
+    return int(result.rowcount or 0)

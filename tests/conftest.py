@@ -101,7 +101,12 @@ class People:
 
     def make(self, email: str, role: Role = Role.ANNOTATOR, *, password: str | None = None, **kwargs: object) -> str:
         accounts.create_user(
-            self._session, email=email, name=email.split("@")[0], role=role, password=password, **kwargs  # type: ignore[arg-type]
+            self._session,
+            email=email,
+            name=email.split("@", maxsplit=1)[0],
+            role=role,
+            password=password,
+            **kwargs,  # type: ignore[arg-type]
         )
         self.tokens[email] = accounts.create_api_token(self._session, email=email).token
         return email
@@ -115,7 +120,9 @@ def people(session: Session) -> People:
     return People(session)
 
 
-def native_item(external_id: str, *, prompt: str = "Is this comment allowed?", a: str = "Yes.", b: str = "No.") -> dict[str, object]:
+def native_item(
+    external_id: str, *, prompt: str = "Is this comment allowed?", a: str = "Yes.", b: str = "No."
+) -> dict[str, object]:
     return {
         "external_id": external_id,
         "prompt": prompt,

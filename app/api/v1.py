@@ -27,9 +27,7 @@ from app.services import annotation, exporting, importing, projects
 from app.services.annotation import Task
 from export.writers import jsonl_lines
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422)}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
@@ -74,9 +72,7 @@ def add_members(slug: str, body: MembersIn, session: DbSession, principal: Curre
         }
     },
 )
-async def import_items(
-    slug: str, request: Request, context: Context, principal: CurrentPrincipal
-) -> ImportOut:
+async def import_items(slug: str, request: Request, context: Context, principal: CurrentPrincipal) -> ImportOut:
     """Import native items (a JSON array); every bad row is reported and nothing is written."""
     limit = context.settings.annotation.max_upload_mb * 1024 * 1024
     body = bytearray()
@@ -169,7 +165,9 @@ def export_dataset(
 ) -> StreamingResponse:
     """Stream a TRL-ready dataset as JSON lines (kind: dpo)."""
     if kind not in exporting.EXPORT_KINDS:
-        raise InvalidInput("invalid_export_kind", f"kind must be one of {', '.join(exporting.EXPORT_KINDS)}.", field="kind")
+        raise InvalidInput(
+            "invalid_export_kind", f"kind must be one of {', '.join(exporting.EXPORT_KINDS)}.", field="kind"
+        )
     if fmt != "jsonl":
         raise InvalidInput("invalid_format", "The API streams jsonl; use the CLI for parquet.", field="format")
     project = exporting.authorize_export(session, principal=principal, slug=slug)

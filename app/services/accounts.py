@@ -138,7 +138,9 @@ class LoginThrottle:
                 while window and now - window[0] > 60:
                     window.popleft()
                 if window is not None and len(window) >= self._limit:
-                    raise TooManyRequests("too_many_login_attempts", "Too many failed logins. Wait a minute and try again.")
+                    raise TooManyRequests(
+                        "too_many_login_attempts", "Too many failed logins. Wait a minute and try again."
+                    )
 
     def record_failure(self, *keys: str) -> None:
         now = time.monotonic()

@@ -124,7 +124,9 @@ def submit_pairwise(
     if choice in ("A", "B"):
         preferred = assignment.shown_order[string.ascii_uppercase.index(choice)]
     payload: dict[str, Any] = {"choice": choice, "preferred_position": preferred, "rationale": rationale}
-    return _store(session, principal=principal, assignment=assignment, payload=payload, time_spent_ms=time_spent_ms, now=now)
+    return _store(
+        session, principal=principal, assignment=assignment, payload=payload, time_spent_ms=time_spent_ms, now=now
+    )
 
 
 def _store(
@@ -146,9 +148,7 @@ def _store(
             judgment_id, stored = existing
             if _same_verdict(stored, payload):
                 return StoredJudgment(judgment_id, assignment.id, created=False)
-            raise Conflict(
-                "already_judged", "This assignment already has a different judgment.", field="assignment_id"
-            )
+            raise Conflict("already_judged", "This assignment already has a different judgment.", field="assignment_id")
         revived = queue.revive_expired_for_submission(
             session, assignment_id=assignment.id, annotator_id=principal.id, item_id=assignment.item_id, now=now
         )

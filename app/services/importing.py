@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from sqlalchemy.orm import Session
 
@@ -46,9 +46,7 @@ def parse_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield number, Problem(f"not valid JSON: {error.msg} at column {error.colno}", row=number)
 
 
-def import_items(
-    session: Session, *, principal: Principal, slug: str, rows: Iterable[tuple[int, Any]]
-) -> ImportResult:
+def import_items(session: Session, *, principal: Principal, slug: str, rows: Iterable[tuple[int, Any]]) -> ImportResult:
     """Validate every row, then store the new items in one transaction, or none at all.
 
     Rows are (row number, decoded JSON value). An item whose external_id is already in
@@ -249,7 +247,7 @@ def _content_hash(messages: list[dict[str, Any]], responses: list[NewResponse], 
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _is_text(value: Any) -> bool:
+def _is_text(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 

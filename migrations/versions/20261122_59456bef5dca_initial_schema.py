@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column(
             "role",
-            sa.Enum(
-                "annotator", "lead", "admin", name="role", native_enum=False, length=16
-            ),
+            sa.Enum("annotator", "lead", "admin", name="role", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("team_id", sa.Integer(), nullable=True),
@@ -97,9 +95,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_token_token_hash")),
     )
     with op.batch_alter_table("api_token", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_api_token_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_api_token_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "login_session",
@@ -127,9 +123,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_login_session_token_hash")),
     )
     with op.batch_alter_table("login_session", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_login_session_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_login_session_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "project",
@@ -201,9 +195,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_item")),
-        sa.UniqueConstraint(
-            "project_id", "external_id", name=op.f("uq_item_project_id_external_id")
-        ),
+        sa.UniqueConstraint("project_id", "external_id", name=op.f("uq_item_project_id_external_id")),
     )
     op.create_table(
         "project_member",
@@ -226,14 +218,10 @@ def upgrade() -> None:
             name=op.f("fk_project_member_user_id_app_user"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "project_id", "user_id", name=op.f("pk_project_member")
-        ),
+        sa.PrimaryKeyConstraint("project_id", "user_id", name=op.f("pk_project_member")),
     )
     with op.batch_alter_table("project_member", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_project_member_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_project_member_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "assignment",
@@ -269,9 +257,7 @@ def upgrade() -> None:
             sa.DateTime(timezone=True),
             nullable=False,
         ),
-        sa.Column(
-            "closed_at", sa.DateTime(timezone=True), nullable=True
-        ),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("skip_reason", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["annotator_id"],
@@ -371,9 +357,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_response")),
-        sa.UniqueConstraint(
-            "item_id", "position", name=op.f("uq_response_item_id_position")
-        ),
+        sa.UniqueConstraint("item_id", "position", name=op.f("uq_response_item_id_position")),
     )
     op.create_table(
         "judgment",
@@ -422,13 +406,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("assignment_id", name=op.f("uq_judgment_assignment_id")),
     )
     with op.batch_alter_table("judgment", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_judgment_annotator_id"), ["annotator_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_judgment_project_id_item_id", ["project_id", "item_id"], unique=False
-        )
-
+        batch_op.create_index(batch_op.f("ix_judgment_annotator_id"), ["annotator_id"], unique=False)
+        batch_op.create_index("ix_judgment_project_id_item_id", ["project_id", "item_id"], unique=False)
 
 
 def downgrade() -> None:

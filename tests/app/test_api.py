@@ -13,7 +13,9 @@ from tests.conftest import People, native_item
 
 def _project(client: TestClient, headers: dict[str, str], *, slug: str = "api-proj", overlap: int = 1) -> None:
     response = client.post(
-        "/api/v1/projects", json={"slug": slug, "name": "API project", "kind": "pairwise", "overlap": overlap}, headers=headers
+        "/api/v1/projects",
+        json={"slug": slug, "name": "API project", "kind": "pairwise", "overlap": overlap},
+        headers=headers,
     )
     assert response.status_code == 201, response.text
 
@@ -27,9 +29,9 @@ def _lead_and_annotator(people: People) -> tuple[dict[str, str], dict[str, str],
 def test_full_pairwise_loop_over_the_api(client: TestClient, people: People, session: Session) -> None:
     lead, annotator, annotator_email = _lead_and_annotator(people)
     _project(client, lead)
-    assert client.post("/api/v1/projects/api-proj/members", json={"emails": [annotator_email]}, headers=lead).json() == {
-        "added": 1
-    }
+    assert client.post(
+        "/api/v1/projects/api-proj/members", json={"emails": [annotator_email]}, headers=lead
+    ).json() == {"added": 1}
     items = [native_item(f"i{n}", a=f"answer A{n}", b=f"answer B{n}") for n in range(3)]
     created = client.post("/api/v1/projects/api-proj/items", content=orjson.dumps(items), headers=lead)
     assert created.json() == {"created": 3, "unchanged": 0}
@@ -43,7 +45,9 @@ def test_full_pairwise_loop_over_the_api(client: TestClient, people: People, ses
         assert [r["label"] for r in body["item"]["responses"]] == ["A", "B"]
         assert body["item"]["messages"] == [{"role": "user", "content": "Is this comment allowed?"}]
         assert "model" not in body["item"]["responses"][0]
-        judged = client.post(f"/api/v1/assignments/{body['assignment_id']}/judgment", json={"choice": "A"}, headers=annotator)
+        judged = client.post(
+            f"/api/v1/assignments/{body['assignment_id']}/judgment", json={"choice": "A"}, headers=annotator
+        )
         assert judged.status_code == 201
     assert client.get("/api/v1/projects/api-proj/next", headers=annotator).status_code == 204
 

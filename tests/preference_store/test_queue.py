@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,9 @@ def _setup(session: Session, operator: Principal, people: People, *, items: int,
     annotators = []
     for n in range(4):
         email = people.make(f"queue{n}@example.org", Role.ANNOTATOR)
-        annotators.append(int(session.execute(text("SELECT id FROM app_user WHERE email = :e"), {"e": email}).scalar_one()))
+        annotators.append(
+            int(session.execute(text("SELECT id FROM app_user WHERE email = :e"), {"e": email}).scalar_one())
+        )
     return project.id, annotators
 
 
@@ -44,7 +45,9 @@ def _claim_and_submit(session: Session, project_id: int, annotator_id: int) -> i
     return lease.item_id
 
 
-def test_each_item_is_served_to_overlap_distinct_annotators(session: Session, operator: Principal, people: People) -> None:
+def test_each_item_is_served_to_overlap_distinct_annotators(
+    session: Session, operator: Principal, people: People
+) -> None:
     project_id, annotators = _setup(session, operator, people, items=5, overlap=2)
     served: dict[int, list[int]] = {}
     for annotator in annotators:
@@ -69,19 +72,29 @@ def test_claim_again_returns_the_live_lease(session: Session, operator: Principa
 def test_expired_lease_returns_the_item_to_others(session: Session, operator: Principal, people: People) -> None:
     project_id, annotators = _setup(session, operator, people, items=2, overlap=1)
     start = utcnow()
-    abandoned = queue.claim_next(session, project_id=project_id, annotator_id=annotators[0], lease_seconds=60, now=start)
+    abandoned = queue.claim_next(
+        session, project_id=project_id, annotator_id=annotators[0], lease_seconds=60, now=start
+    )
     assert abandoned is not None
     later = start + timedelta(seconds=61)
     # The second annotator walked past item 1 while it was leased, then item 2 is taken too.
     second = queue.claim_next(session, project_id=project_id, annotator_id=annotators[1], lease_seconds=600, now=start)
     assert second is not None and second.item_id != abandoned.item_id
     queue.close_lease(
-        session, assignment_id=second.assignment_id, annotator_id=annotators[1], state=AssignmentState.SUBMITTED, now=start
+        session,
+        assignment_id=second.assignment_id,
+        annotator_id=annotators[1],
+        state=AssignmentState.SUBMITTED,
+        now=start,
     )
-    reclaimed = queue.claim_next(session, project_id=project_id, annotator_id=annotators[1], lease_seconds=60, now=later)
+    reclaimed = queue.claim_next(
+        session, project_id=project_id, annotator_id=annotators[1], lease_seconds=60, now=later
+    )
     assert reclaimed is not None
     assert reclaimed.item_id == abandoned.item_id
-    states = session.execute(text("SELECT state FROM assignment WHERE id = :i"), {"i": abandoned.assignment_id}).scalar()
+    states = session.execute(
+        text("SELECT state FROM assignment WHERE id = :i"), {"i": abandoned.assignment_id}
+    ).scalar()
     assert states == AssignmentState.EXPIRED.value
 
 

@@ -1,0 +1,59 @@
+"""The sanitizer: markdown renders, nothing executable survives."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from annotation_ui.markdown import ALLOWED_TAGS, render_markdown
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    "[x](javascript:alert(1))",
+    "<svg onload=alert(1)>",
+    '<a href="javascript:alert(1)">x</a>',
+    "<iframe src=javascript:alert(1)>",
+    "![img](https://evil.example/pixel.png)",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+]
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes.extend((name, value or "") for name, value in attrs)
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_markup_is_inert(payload: str) -> None:
+    parsed = _Elements()
+    parsed.feed(str(render_markdown(payload)))
+    assert set(parsed.tags) <= ALLOWED_TAGS
+    assert not {"script", "img", "svg", "iframe", "div"} & set(parsed.tags)
+    for name, value in parsed.attributes:
+        assert not name.startswith("on"), name
+        assert not value.strip().lower().startswith("javascript:"), value
+        assert name != "style" or "url(" not in value
+
+
+def test_raw_html_is_shown_as_text() -> None:
+    assert str(render_markdown("<script>alert(1)</script>")) == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+
+
+def test_markdown_tables_code_and_lists_render() -> None:
+    html = str(render_markdown("| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode <b>\n```\n\n- one\n- two"))
+    assert "<table>" in html and "<td>1</td>" in html
+    assert "<pre><code>code &lt;b&gt;\n</code></pre>" in html
+    assert "<li>one</li>" in html
+
+
+def test_links_get_noopener() -> None:
+    html = str(render_markdown("[site](https://example.org)"))
+    assert 'rel="noopener noreferrer nofollow"' in html

@@ -1,0 +1,102 @@
+"""The `prefstack` command line against a fresh database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tests.conftest import native_item
+from tests.databases import fresh_database
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        monkeypatch.setenv("PREFSTACK_DATABASE_URL", url)
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(cli, ["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        yield url
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_create_import_export_round_trip(cli_database: str, tmp_path: Path) -> None:
+    _ok(
+        [
+            "user",
+            "create",
+            "--email",
+            "Lead@Example.org",
+            "--name",
+            "Lead",
+            "--role",
+            "lead",
+            "--password",
+            "longenough",
+        ]
+    )
+    _ok(
+        [
+            "user",
+            "create",
+            "--email",
+            "a@example.org",
+            "--name",
+            "A",
+            "--team",
+            "Vendor TH",
+            "--languages",
+            "th,en",
+            "--password",
+            "longenough",
+        ]
+    )
+    _ok(["project", "create", "--slug", "cli-proj", "--name", "CLI", "--overlap", "1", "--member", "a@example.org"])
+    token = _ok(["token", "create", "--email", "a@example.org"]).strip()
+    assert token.startswith("pst_") and "\n" not in token
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join(json.dumps(native_item(f"c{n}")) for n in range(3)) + "\n", encoding="utf-8")
+    assert "created 3, unchanged 0" in _ok(["import", str(items), "--project", "cli-proj"])
+    assert "created 0, unchanged 3" in _ok(["import", str(items), "--project", "cli-proj"])
+    out = tmp_path / "dpo.parquet"
+    assert "wrote 0 rows" in _ok(["export", "dpo", "--project", "cli-proj", "--out", str(out), "--format", "parquet"])
+    assert out.exists()
+
+
+def test_bad_file_fails_with_the_line_and_field(cli_database: str, tmp_path: Path) -> None:
+    _ok(["project", "create", "--slug", "cli-bad", "--name", "Bad"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps(native_item("ok")) + "\n{not json\n" + json.dumps({"external_id": "x"}) + "\n", encoding="utf-8"
+    )
+    result = runner.invoke(cli, ["import", str(bad), "--project", "cli-bad"])
+    assert result.exit_code == 1
+    assert "line 2: not valid JSON" in result.output
+    assert "line 3: prompt:" in result.output
+    assert "nothing was imported" in result.output
+
+
+def test_errors_are_one_line_and_nonzero(cli_database: str) -> None:
+    result = runner.invoke(cli, ["token", "create", "--email", "nobody@example.org"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: No user with email nobody@example.org."
+
+
+def test_demo_seeds_the_project_and_logins(cli_database: str) -> None:
+    output = _ok(["demo", "--no-serve"])
+    assert "livestream-safety" in output
+    assert "lead@demo.prefstack" in output and "password:" in output
+    again = _ok(["demo", "--no-serve"])
+    assert "(0 new items)" in again
