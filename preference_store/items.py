@@ -75,7 +75,7 @@ def existing_content_hashes(session: Session, *, project_id: int, external_ids: 
                 Item.project_id == project_id, Item.external_id.in_(chunk)
             )
         )
-        found.update(rows.tuples().all())
+        found.update((external_id, content_hash) for external_id, content_hash in rows)
     return found
 
 

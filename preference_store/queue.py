@@ -91,10 +91,15 @@ _INSERT_ASSIGNMENT = _A.insert().values(
     leased_until=bindparam("leased_until"),
     created_at=bindparam("now"),
 )
-_EXPIRED_LEASES = select(_A.c.id, _A.c.item_id).where(
-    _A.c.project_id == bindparam("project_id"),
-    _A.c.state == _LEASED,
-    _A.c.leased_until < bindparam("now"),
+# Ordered, so that concurrent reapers lock rows in the same order and never deadlock.
+_EXPIRED_LEASES = (
+    select(_A.c.id, _A.c.item_id)
+    .where(
+        _A.c.project_id == bindparam("project_id"),
+        _A.c.state == _LEASED,
+        _A.c.leased_until < bindparam("now"),
+    )
+    .order_by(_A.c.id)
 )
 _CLOSE_LEASE = (
     update(_A)
@@ -218,14 +223,30 @@ def _dml(session: Session, statement: Any, params: dict[str, Any]) -> CursorResu
 
 
 def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> int | None:
-    lock = lock_rows
-    reopened = _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q) if lock else _REOPENED_CANDIDATE
+    if not lock_rows:
+        return _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE)
+    # Reopened items are searched afresh on every claim, so skipping a locked one costs
+    # nothing. The cursor walk must not skip: a skipped item with slots left would sit
+    # below this annotator's cursor for good. It waits for the row lock instead; when
+    # PostgreSQL's re-check then drops that row, LIMIT 1 comes back empty, so look again.
+    for _attempt in range(_CURSOR_RETRIES):
+        found = _first_candidate(
+            session,
+            params,
+            _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q),
+            _CANDIDATE.with_for_update(of=_Q),
+        )
+        if found is not None or _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE) is None:
+            return found
+    return None
+
+
+def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> int | None:
     item_id = session.execute(reopened, params).scalar()
     if item_id is not None:
         return int(item_id)
     cursor = session.execute(_CURSOR, params).scalar() or 0
-    candidate = _CANDIDATE.with_for_update(skip_locked=True, of=_Q) if lock else _CANDIDATE
-    item_id = session.execute(candidate, {**params, "cursor": cursor}).scalar()
+    item_id = session.execute(fresh, {**params, "cursor": cursor}).scalar()
     return None if item_id is None else int(item_id)
 
 
@@ -325,3 +346,4 @@ def judgment_for_assignment(session: Session, *, assignment_id: int) -> tuple[in
 
 
 _RNG = random.SystemRandom()
+_CURSOR_RETRIES = 50

@@ -70,11 +70,11 @@ def next_task(session: Session, *, principal: Principal, slug: str, now: datetim
         lease_seconds=project.lease_seconds,
         now=now or utcnow(),
     )
+    session.commit()
     if lease is None:
-        session.commit()
         return None
     content = item_store.load_item_content(session, item_id=lease.item_id)
-    session.commit()
+    session.rollback()  # end the read; nothing was written after the commit
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
     by_position = {response.position: response.content for response in content.responses}
