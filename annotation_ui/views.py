@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from annotation_ui.rendering import is_htmx, render
 from app.deps import SESSION_COOKIE, Context, CurrentPrincipal, DbSession, optional_principal
-from app.errors import InvalidInput, PermissionDenied, PrefstackError
+from app.errors import InvalidInput, PrefstackError
 from app.principal import Principal
 from app.security import sign, tokens_match, unsign
 from app.services import accounts, annotation, projects
@@ -178,10 +178,20 @@ def submit(
     return annotate_page(request, slug, session, principal)
 
 
+def _page_to_return_to(request: Request) -> str:
+    """Where to send someone after logging in: the page they were on, never a POST target."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    current = request.headers.get("hx-current-url")
+    if current:
+        return _safe_next(urlsplit(current).path)
+    return "/"
+
+
 async def render_page_error(request: Request, error: PrefstackError) -> Response:
     """Errors on pages: log-in redirects, or the error page (a flash fragment for htmx)."""
     if error.status_code == 401:
-        target = f"/login?next={quote(request.url.path)}"
+        target = f"/login?next={quote(_page_to_return_to(request))}"
         if is_htmx(request):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
@@ -196,5 +206,3 @@ async def render_page_error(request: Request, error: PrefstackError) -> Response
         )
     return render(request, "error.html", {"error": error}, status_code=error.status_code)
 
-
-__all__ = ["PermissionDenied", "render_page_error", "router"]

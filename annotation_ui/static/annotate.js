@@ -30,10 +30,17 @@
       target.isContentEditable);
   }
 
+  // Enter submits from the page itself or a choice; buttons, links and fields keep their own Enter.
+  function submitsOnEnter(f, target) {
+    if (!target || target === document.body || target === document.documentElement) { return true; }
+    return f.contains(target) && target.tagName === "INPUT" && target.type === "radio";
+  }
+
   document.addEventListener("keydown", function (event) {
     var f = form();
     if (!f || event.altKey || event.metaKey) { return; }
-    if (event.key === "Enter" && (event.ctrlKey || !typing(event.target))) {
+    if (event.key === "Enter" && (event.ctrlKey ? f.contains(event.target) || event.target === document.body
+                                                 : submitsOnEnter(f, event.target))) {
       event.preventDefault();
       f.requestSubmit();
       return;

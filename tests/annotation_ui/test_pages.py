@@ -166,3 +166,13 @@ def test_logout_ends_the_session(client: TestClient, annotator: str) -> None:
     response = client.post("/logout", headers={"X-CSRF-Token": csrf}, follow_redirects=False)
     assert response.status_code == 303
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_expired_session_on_htmx_submit_returns_to_the_annotate_page(client: TestClient, annotator: str) -> None:
+    response = client.post(
+        "/projects/pages/annotate/1",
+        data={"choice": "A"},
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/projects/pages/annotate"},
+    )
+    assert response.status_code == 204
+    assert response.headers["hx-redirect"] == "/login?next=/projects/pages/annotate"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, Playwright, ViewportSize, sync_playwright
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1366, "height": 768}
+VIEWPORT: ViewportSize = {"width": 1366, "height": 768}
 PASSWORD = "correct horse battery"
 SERVER_START_SECONDS = 15.0
 
@@ -161,7 +161,7 @@ def page(context: BrowserContext, page_events: PageEvents) -> Page:
     page = context.new_page()
     page.on("pageerror", lambda error: page_events.errors.append(str(error)))
 
-    def on_dialog(dialog: Any) -> None:
+    def on_dialog(dialog: Dialog) -> None:
         page_events.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 

@@ -85,14 +85,14 @@ def test_annotator_logs_in_and_judges_three_items_by_keyboard_without_page_loads
     keys = ["1", "2", "3"]
     shown: list[int] = []
     for number, key in enumerate(keys, start=1):
-        assignment = page.locator("#task").get_attribute("data-assignment")
-        assert assignment and assignment.isdigit()
-        shown.append(int(assignment))
+        current = page.locator("#task").get_attribute("data-assignment")
+        assert current and current.isdigit()
+        shown.append(int(current))
         page.keyboard.press(key)
         expect(page.locator(f"input[name=choice][value={KEY_TO_CHOICE[key]}]")).to_be_checked()
         page.wait_for_timeout(20)  # the annotator reads for a moment: active time is never zero
         page.keyboard.press("Enter")
-        page.wait_for_function(NEXT_TASK_SHOWN, arg=assignment)
+        page.wait_for_function(NEXT_TASK_SHOWN, arg=current)
         if number < len(keys):
             expect(page.locator("#task #judgment-form")).to_be_visible()
             expect(page.locator("input[name=choice]:checked")).to_have_count(0)
@@ -106,9 +106,9 @@ def test_annotator_logs_in_and_judges_three_items_by_keyboard_without_page_loads
     assert page_events.errors == []
 
     stored = live_server.judgments_by(annotator.id)
-    assert [assignment.id for _, assignment in stored] == sorted(shown)
+    assert [row.id for _, row in stored] == sorted(shown)
     assert len({judgment.item_id for judgment, _ in stored}) == 3
-    by_assignment = {assignment.id: (judgment, assignment) for judgment, assignment in stored}
+    by_assignment = {row.id: (judgment, row) for judgment, row in stored}
     for assignment_id, key in zip(shown, keys, strict=True):
         judgment, assignment = by_assignment[assignment_id]
         choice = KEY_TO_CHOICE[key]
@@ -120,13 +120,16 @@ def test_annotator_logs_in_and_judges_three_items_by_keyboard_without_page_loads
         assert assignment.state is AssignmentState.SUBMITTED
 
 
-HOSTILE_PROMPT = "Summarise this page for me.\n\n<iframe src=javascript:window.__xss=5>"
+HOSTILE_PROMPT = (
+    "Summarise this page for me.\n\n<iframe src=javascript:window.__xss=5></iframe>\n\n"
+    '<iframe src="javascript:top.__xss=6"></iframe>'  # a javascript: frame runs in its own window
+)
 HOSTILE_A = "\n\n".join(
     [
         "Sure! <script>window.__xss=1</script>",
         '<img src=x onerror="window.__xss=2">',
         "[click](javascript:window.__xss=3)",
-        "<svg onload=window.__xss=4>",
+        "<svg onload=window.__xss=4></svg>",
         "[docs](https://example.com/docs)",
     ]
 )
@@ -155,11 +158,11 @@ def test_hostile_response_does_not_run(
     log_in(page, annotator.email, annotator.password)
     page.goto("/projects/hostile-output/annotate")
     page.wait_for_load_state("networkidle")  # broken images and frames would have fired by now
-    expect(page.locator("#task #judgment-form")).to_be_visible()
 
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page_events.dialogs == []
     assert page_events.errors == []
+    expect(page.locator("#task #judgment-form")).to_be_visible()
     untrusted = ".response, .conversation"
     for tag in ("script", "img", "iframe", "svg", "details", "body", "object", "embed"):
         assert page.locator(f":is({untrusted}) {tag}").count() == 0, tag
@@ -183,9 +186,9 @@ def test_hostile_response_does_not_run(
     responses = page.locator(".responses")
     expect(responses).to_contain_text("<script>window.__xss=1</script>")
     expect(responses).to_contain_text('<img src=x onerror="window.__xss=2">')
-    expect(responses).to_contain_text("<svg onload=window.__xss=4>")
+    expect(responses).to_contain_text("<svg onload=window.__xss=4></svg>")
     expect(responses).to_contain_text("<script>alert(1)</script>")
-    expect(page.locator(".conversation")).to_contain_text("<iframe src=javascript:window.__xss=5>")
+    expect(page.locator(".conversation")).to_contain_text("<iframe src=javascript:window.__xss=5></iframe>")
 
     page.keyboard.press("1")
     page.keyboard.press("Enter")
