@@ -205,4 +205,3 @@ async def render_page_error(request: Request, error: PrefstackError) -> Response
             headers={"HX-Retarget": "#flash", "HX-Reswap": "outerHTML"},
         )
     return render(request, "error.html", {"error": error}, status_code=error.status_code)
-
