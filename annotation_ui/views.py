@@ -121,8 +121,12 @@ def home(request: Request, session: DbSession, principal: CurrentPrincipal) -> R
 
 
 @router.get("/projects/{slug}/annotate", response_class=HTMLResponse)
-def annotate_page(request: Request, slug: str, session: DbSession, principal: CurrentPrincipal) -> Response:
-    task = annotation.next_task(session, principal=principal, slug=slug)
+def annotate_page(
+    request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
+) -> Response:
+    task = annotation.next_task(
+        session, principal=principal, slug=slug, cache=context.project_cache, reaper=context.lease_reaper
+    )
     project = projects.get_project(session, principal=principal, slug=slug)
     return render(
         request,
@@ -146,6 +150,7 @@ def submit(
     slug: str,
     assignment_id: int,
     session: DbSession,
+    context: Context,
     principal: CurrentPrincipal,
     choice: Annotated[str, Form()] = "",
     rationale: Annotated[str, Form()] = "",
@@ -160,6 +165,7 @@ def submit(
             choice=choice,
             rationale=rationale,
             time_spent_ms=spent,
+            cache=context.project_cache,
         )
     except InvalidInput as error:
         session.rollback()
@@ -175,7 +181,7 @@ def submit(
         )
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    return annotate_page(request, slug, session, principal)
+    return annotate_page(request, slug, session, context, principal)
 
 
 def _page_to_return_to(request: Request) -> str:

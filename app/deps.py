@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.errors import NotAuthenticated, PermissionDenied
 from app.principal import AuthMethod, Principal
-from app.security import tokens_match
+from app.security import digest, tokens_match
 from app.services import accounts
+from app.services.annotation import LeaseReaper
+from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 
 SESSION_COOKIE = "prefstack_session"
@@ -32,6 +35,8 @@ class AppContext:
     secret_key: str
     token_cache: accounts.TokenCache
     login_throttle: accounts.LoginThrottle
+    project_cache: ProjectAccessCache
+    lease_reaper: LeaseReaper
 
 
 def get_context(request: Request) -> AppContext:
@@ -39,8 +44,12 @@ def get_context(request: Request) -> AppContext:
     return context
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for this request; services commit, teardown only closes."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for this request; services commit, teardown only closes.
+
+    Async so that FastAPI does not hop to the threadpool to open and close it: a session
+    connects lazily, and closing one whose service committed does no I/O.
+    """
     session = get_context(request).sessions()
     try:
         yield session
@@ -62,8 +71,12 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def optional_principal(request: Request, session: DbSession) -> Principal | None:
-    """The caller, from a bearer token or the session cookie, or None."""
+async def optional_principal(request: Request, session: DbSession) -> Principal | None:
+    """The caller, from a bearer token or the session cookie, or None.
+
+    A recently verified API token is answered from memory; only a miss goes to the
+    database, in the threadpool.
+    """
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -71,13 +84,17 @@ def optional_principal(request: Request, session: DbSession) -> Principal | None
     token = _bearer_token(request)
     principal: Principal | None = None
     if token is not None:
-        principal = accounts.principal_for_api_token(session, token=token, cache=context.token_cache)
+        principal = context.token_cache.get(digest(token))
+        if principal is None:
+            principal = await run_in_threadpool(
+                accounts.principal_for_api_token, session, token=token, cache=context.token_cache
+            )
         if principal is None:
             raise NotAuthenticated("invalid_token", "This API token is unknown or revoked.")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            principal = accounts.principal_for_session(session, token=cookie)
+            principal = await run_in_threadpool(accounts.principal_for_session, session, token=cookie)
     request.state.principal = principal
     return principal
 

@@ -15,6 +15,8 @@ from app.api import v1
 from app.deps import AppContext
 from app.errors import PrefstackError
 from app.services.accounts import LoginThrottle, TokenCache
+from app.services.annotation import LeaseReaper
+from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 from preference_store.engine import build_engine, session_factory
 
@@ -31,6 +33,8 @@ def create_api_app(settings: Settings) -> FastAPI:
         secret_key=settings.resolved_secret_key(),
         token_cache=TokenCache(settings.security.token_cache_seconds),
         login_throttle=LoginThrottle(settings.security.login_attempts_per_minute),
+        project_cache=ProjectAccessCache(settings.annotation.access_cache_seconds),
+        lease_reaper=LeaseReaper(settings.annotation.lease_sweep_seconds),
     )
 
     @asynccontextmanager

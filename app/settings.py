@@ -42,6 +42,12 @@ class AnnotationSettings(BaseModel):
     default_lease_seconds: int = Field(default=1800, ge=30)
     """How long an item stays with an annotator before it returns to the pool."""
 
+    access_cache_seconds: float = Field(default=5.0, ge=0)
+    """How long a project's settings and memberships are trusted in one process."""
+
+    lease_sweep_seconds: float = Field(default=5.0, ge=0)
+    """How often a claim also returns the project's expired leases to the pool."""
+
     max_upload_mb: int = Field(default=200, ge=1)
     """Largest request body accepted by the import endpoints."""
 

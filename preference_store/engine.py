@@ -70,15 +70,17 @@ def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int) -> Engine:
         # Writers take the lock up front so two deferred transactions never deadlock
         # when both upgrade to writing ("database is locked"). Waiting on our own lock
         # instead of SQLite's busy handler avoids its sleep-and-retry back-off.
+        # On the driver connection: nothing to compile or to return for BEGIN.
+        driver: Any = connection.connection.driver_connection
         if connection.get_execution_options().get(WRITE_OPTION, False):
-            write_lock.acquire(connection.connection.dbapi_connection)
+            write_lock.acquire(driver)
             try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                driver.execute("BEGIN IMMEDIATE")
             except BaseException:
-                write_lock.release(connection.connection.dbapi_connection)
+                write_lock.release(driver)
                 raise
         else:
-            connection.exec_driver_sql("BEGIN")
+            driver.execute("BEGIN")
 
     # Sessions and `engine.begin()` hand the connection back right after COMMIT, so the
     # lock is held exactly while SQLite holds its own write lock.

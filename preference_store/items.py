@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from preference_store.models import Item, ItemQueue, Response
@@ -54,13 +54,15 @@ class ItemContent:
     responses: list[StoredResponse]
 
 
-_ITEM_BY_ID = select(Item.id, Item.project_id, Item.external_id, Item.messages, Item.metadata_).where(
-    Item.id == bindparam("item_id")
+_I = cast(Table, Item.__table__)
+_R = cast(Table, Response.__table__)
+_ITEM_BY_ID = select(_I.c.id, _I.c.project_id, _I.c.external_id, _I.c.messages, _I.c.metadata).where(
+    _I.c.id == bindparam("item_id")
 )
 _RESPONSES_OF_ITEM = (
-    select(Response.position, Response.content, Response.model_name, Response.metadata_)
-    .where(Response.item_id == bindparam("item_id"))
-    .order_by(Response.position)
+    select(_R.c.position, _R.c.content, _R.c.model_name, _R.c.metadata)
+    .where(_R.c.item_id == bindparam("item_id"))
+    .order_by(_R.c.position)
 )
 
 
@@ -122,13 +124,14 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
 
 def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
     """Read an item and its responses, or None."""
-    row = session.execute(_ITEM_BY_ID, {"item_id": item_id}).first()
+    connection = session.connection()
+    row = connection.execute(_ITEM_BY_ID, {"item_id": item_id}).first()
     if row is None:
         return None
     stored_id, project_id, external_id, messages, metadata = row
     responses = [
         StoredResponse(position, content, model_name, dict(metadata or {}))
-        for position, content, model_name, metadata in session.execute(_RESPONSES_OF_ITEM, {"item_id": item_id})
+        for position, content, model_name, metadata in connection.execute(_RESPONSES_OF_ITEM, {"item_id": item_id})
     ]
     return ItemContent(
         id=stored_id,

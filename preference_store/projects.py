@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, func, insert, select
+from sqlalchemy import Table, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from preference_store.models import Item, ItemQueue, Judgment, Project, ProjectKind, ProjectMember
@@ -34,22 +34,23 @@ class ProjectProgress:
     open_slots: int
 
 
+_P = cast(Table, Project.__table__)
+_M = cast(Table, ProjectMember.__table__)
 _PROJECT_COLUMNS = (
-    Project.id,
-    Project.slug,
-    Project.name,
-    Project.kind,
-    Project.guidelines,
-    Project.guidelines_version,
-    Project.overlap,
-    Project.lease_seconds,
-    Project.settings,
-    Project.is_archived,
+    _P.c.id,
+    _P.c.slug,
+    _P.c.name,
+    _P.c.kind,
+    _P.c.guidelines,
+    _P.c.guidelines_version,
+    _P.c.overlap,
+    _P.c.lease_seconds,
+    _P.c.settings,
+    _P.c.is_archived,
 )
-_BY_SLUG = select(*_PROJECT_COLUMNS).where(Project.slug == bindparam("slug"))
-_IS_MEMBER = select(
-    exists().where(ProjectMember.project_id == bindparam("project_id"), ProjectMember.user_id == bindparam("user_id"))
-)
+_BY_SLUG = select(*_PROJECT_COLUMNS).where(_P.c.slug == bindparam("slug"))
+_BY_ID = select(*_PROJECT_COLUMNS).where(_P.c.id == bindparam("project_id"))
+_IS_MEMBER = select(exists().where(_M.c.project_id == bindparam("project_id"), _M.c.user_id == bindparam("user_id")))
 
 
 def _to_row(row: Any) -> ProjectRow:
@@ -69,7 +70,7 @@ def _to_row(row: Any) -> ProjectRow:
 
 def get_project_by_slug(session: Session, *, slug: str) -> ProjectRow | None:
     """The project with this slug, or None."""
-    row = session.execute(_BY_SLUG, {"slug": slug}).first()
+    row = session.connection().execute(_BY_SLUG, {"slug": slug}).first()
     return None if row is None else _to_row(row)
 
 
@@ -124,7 +125,7 @@ def list_projects(session: Session, *, member_id: int | None = None) -> list[Pro
 
 def is_member(session: Session, *, project_id: int, user_id: int) -> bool:
     """Whether the user is a member of the project."""
-    return bool(session.scalar(_IS_MEMBER, {"project_id": project_id, "user_id": user_id}))
+    return bool(session.connection().execute(_IS_MEMBER, {"project_id": project_id, "user_id": user_id}).scalar())
 
 
 def add_members(session: Session, *, project_id: int, user_ids: list[int]) -> int:
@@ -155,10 +156,7 @@ def project_progress(session: Session, *, project_id: int) -> ProjectProgress:
     return ProjectProgress(items=int(items), judgments=int(judgments), open_slots=int(open_slots))
 
 
-_BY_ID = select(*_PROJECT_COLUMNS).where(Project.id == bindparam("project_id"))
-
-
 def get_project_by_id(session: Session, *, project_id: int) -> ProjectRow | None:
     """The project with this id, or None."""
-    row = session.execute(_BY_ID, {"project_id": project_id}).first()
+    row = session.connection().execute(_BY_ID, {"project_id": project_id}).first()
     return None if row is None else _to_row(row)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, literal_column, select, update
+from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -35,14 +35,11 @@ _LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until)
     _A.c.project_id == bindparam("project_id"),
     _A.c.state == _LEASED,
 )
-_CURSOR = (
-    select(_A.c.item_id)
-    .where(
-        _A.c.annotator_id == bindparam("annotator_id"),
-        _A.c.project_id == bindparam("project_id"),
-    )
-    .order_by(_A.c.item_id.desc())
-    .limit(1)
+_CURSOR = func.coalesce(
+    select(func.max(_A.c.item_id))
+    .where(_A.c.annotator_id == bindparam("annotator_id"), _A.c.project_id == bindparam("project_id"))
+    .scalar_subquery(),
+    0,
 )
 _NOT_HELD = ~exists().where(
     _A.c.annotator_id == bindparam("annotator_id"),
@@ -65,7 +62,7 @@ _CANDIDATE = (
     .where(
         _Q.c.project_id == bindparam("project_id"),
         _Q.c.open_slots > _ZERO,
-        _Q.c.item_id > bindparam("cursor"),
+        _Q.c.item_id > _CURSOR,
         _NOT_HELD,
     )
     .order_by(_Q.c.item_id)
@@ -170,28 +167,31 @@ def claim_next(
     response_count: int | None = None,
     lease_seconds: int,
     now: datetime,
+    reap_expired: bool = True,
     rng: random.Random | None = None,
 ) -> Lease | None:
     """Lease the caller's next item, or return the live lease they already hold.
 
     Returns None when nothing is left for this annotator. `response_count` fixes how
-    many responses each item has; when None it is read from the item.
+    many responses each item has; when None it is read from the item. `reap_expired`
+    also returns the slots of the project's expired leases first.
     """
     params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
-    live = session.execute(_LIVE_LEASE, params).first()
+    live = _run(session, _LIVE_LEASE, params).first()
     if live is not None:
         if live.leased_until > now:
             return Lease(live.id, live.item_id, list(live.shown_order), live.leased_until)
         _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
 
-    expire_stale_leases(session, project_id=project_id, now=now)
+    if reap_expired:
+        expire_stale_leases(session, project_id=project_id, now=now)
     # SQLite runs one writer at a time; PostgreSQL needs row locks and a savepoint.
     lock_rows = session.get_bind().dialect.name == "postgresql"
     for _attempt in range(8):
         item_id = _find_candidate(session, params, lock_rows=lock_rows)
         if item_id is None:
             return None
-        if _dml(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+        if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
             continue
         count = response_count if response_count is not None else _response_count(session, item_id)
         order = list(range(count))
@@ -201,15 +201,15 @@ def claim_next(
         try:
             if lock_rows:
                 with session.begin_nested():
-                    result = _dml(session, _INSERT_ASSIGNMENT, values)
+                    result = _run(session, _INSERT_ASSIGNMENT, values)
             else:
-                result = _dml(session, _INSERT_ASSIGNMENT, values)
+                result = _run(session, _INSERT_ASSIGNMENT, values)
         except IntegrityError:
             # Another request of the same annotator won the race; serve its lease.
-            raced = session.execute(_LIVE_LEASE, params).first()
+            raced = _run(session, _LIVE_LEASE, params).first()
             if raced is None:
                 raise
-            session.execute(_RETURN_SLOT, {"target_item": item_id})
+            _run(session, _RETURN_SLOT, {"target_item": item_id})
             return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
         assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
         if assignment_id is None:
@@ -218,8 +218,10 @@ def claim_next(
     return None
 
 
-def _dml(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
-    return cast(CursorResult[Any], session.execute(statement, params))
+def _run(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
+    # Core statements on the session's connection: the ORM's execute path costs more
+    # than the statement itself on this hot path.
+    return session.connection().execute(statement, params)
 
 
 def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> int | None:
@@ -242,11 +244,10 @@ def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool
 
 
 def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> int | None:
-    item_id = session.execute(reopened, params).scalar()
+    item_id = _run(session, reopened, params).scalar()
     if item_id is not None:
         return int(item_id)
-    cursor = session.execute(_CURSOR, params).scalar() or 0
-    item_id = session.execute(fresh, {**params, "cursor": cursor}).scalar()
+    item_id = _run(session, fresh, params).scalar()
     return None if item_id is None else int(item_id)
 
 
@@ -255,21 +256,21 @@ def _response_count(session: Session, item_id: int) -> int:
 
 
 def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> None:
-    if _dml(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
-        session.execute(_RETURN_SLOT, {"target_item": item_id})
+    if _run(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
+        _run(session, _RETURN_SLOT, {"target_item": item_id})
 
 
 def expire_stale_leases(session: Session, *, project_id: int, now: datetime) -> int:
     """Return the slots of every lease in the project that ran out before `now`."""
-    stale = session.execute(_EXPIRED_LEASES, {"project_id": project_id, "now": now}).all()
-    for assignment_id, item_id in stale:
-        _expire(session, assignment_id=assignment_id, item_id=item_id, now=now)
+    stale = _run(session, _EXPIRED_LEASES, {"project_id": project_id, "now": now}).all()
+    for row in stale:
+        _expire(session, assignment_id=row.id, item_id=row.item_id, now=now)
     return len(stale)
 
 
 def get_assignment(session: Session, *, assignment_id: int) -> AssignmentRow | None:
     """Read one assignment, or None."""
-    row = session.execute(_ASSIGNMENT_BY_ID, {"assignment_id": assignment_id}).first()
+    row = _run(session, _ASSIGNMENT_BY_ID, {"assignment_id": assignment_id}).first()
     if row is None:
         return None
     return AssignmentRow(
@@ -281,7 +282,7 @@ def close_lease(
     session: Session, *, assignment_id: int, annotator_id: int, state: AssignmentState, now: datetime
 ) -> bool:
     """Move a live lease to `state` (submitted or skipped); False if it was not live."""
-    result = _dml(
+    result = _run(
         session,
         _CLOSE_LEASE,
         {"target_assignment": assignment_id, "target_annotator": annotator_id, "new_state": state.value, "closed": now},
@@ -293,20 +294,20 @@ def revive_expired_for_submission(
     session: Session, *, assignment_id: int, annotator_id: int, item_id: int, now: datetime
 ) -> bool:
     """Accept late work on an expired lease if its item still has an open slot."""
-    if _dml(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
+    if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
         return False
-    revived = _dml(
+    revived = _run(
         session, _REVIVE_EXPIRED, {"target_assignment": assignment_id, "target_annotator": annotator_id, "closed": now}
     ).rowcount
     if revived != 1:
-        session.execute(_RETURN_SLOT, {"target_item": item_id})
+        _run(session, _RETURN_SLOT, {"target_item": item_id})
         return False
     return True
 
 
 def return_slot(session: Session, *, item_id: int) -> None:
     """Give an item's slot back to the pool (after a skip)."""
-    session.execute(_RETURN_SLOT, {"target_item": item_id})
+    _run(session, _RETURN_SLOT, {"target_item": item_id})
 
 
 def insert_judgment(
@@ -319,7 +320,7 @@ def insert_judgment(
     now: datetime,
 ) -> int:
     """Store the judgment of a closed assignment and return its id."""
-    result = _dml(
+    result = _run(
         session,
         _INSERT_JUDGMENT,
         {
@@ -341,7 +342,7 @@ def insert_judgment(
 
 def judgment_for_assignment(session: Session, *, assignment_id: int) -> tuple[int, dict[str, Any]] | None:
     """The judgment already stored for an assignment, as (id, payload)."""
-    row = session.execute(_JUDGMENT_FOR_ASSIGNMENT, {"assignment_id": assignment_id}).first()
+    row = _run(session, _JUDGMENT_FOR_ASSIGNMENT, {"assignment_id": assignment_id}).first()
     return None if row is None else (int(row.id), dict(row.payload))
 
 

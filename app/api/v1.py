@@ -125,9 +125,11 @@ def task_json(task: Task) -> bytes:
     response_model=TaskOut,
     responses={204: {"description": "Nothing is left for the caller in this project."}},
 )
-def next_task(slug: str, session: DbSession, principal: CurrentPrincipal) -> Response:
+def next_task(slug: str, session: DbSession, context: Context, principal: CurrentPrincipal) -> Response:
     """Lease the caller's next item (the same one again until it is judged or expires)."""
-    task = annotation.next_task(session, principal=principal, slug=slug)
+    task = annotation.next_task(
+        session, principal=principal, slug=slug, cache=context.project_cache, reaper=context.lease_reaper
+    )
     if task is None:
         return Response(status_code=204)
     return Response(task_json(task), media_type="application/json")
@@ -138,6 +140,7 @@ def submit_judgment(
     assignment_id: int,
     body: PairwiseJudgmentIn,
     session: DbSession,
+    context: Context,
     principal: CurrentPrincipal,
     response: Response,
 ) -> JudgmentOut:
@@ -149,6 +152,7 @@ def submit_judgment(
         choice=body.choice,
         rationale=body.rationale,
         time_spent_ms=body.time_spent_ms,
+        cache=context.project_cache,
     )
     response.status_code = 201 if stored.created else 200
     return JudgmentOut(judgment_id=stored.judgment_id, assignment_id=stored.assignment_id, created=stored.created)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import string
+import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
-from app.services.projects import get_project
+from app.services.projects import ProjectAccessCache, get_project, project_by_id
 from preference_store import items as item_store
-from preference_store import projects as project_store
 from preference_store import queue
 from preference_store.base import utcnow
 from preference_store.engine import begin_write
@@ -56,10 +56,39 @@ class StoredJudgment:
     created: bool
 
 
-def next_task(session: Session, *, principal: Principal, slug: str, now: datetime | None = None) -> Task | None:
+class LeaseReaper:
+    """When a claim also sweeps its project's expired leases: at most every few seconds.
+
+    Leases run for minutes, so a sweep a few seconds late costs nothing, while a sweep on
+    every claim is a statement on the hot path.
+    """
+
+    def __init__(self, interval_seconds: float) -> None:
+        self._interval = timedelta(seconds=interval_seconds)
+        self._next_sweep: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+
+    def due(self, project_id: int, now: datetime) -> bool:
+        with self._lock:
+            if now < self._next_sweep.get(project_id, now):
+                return False
+            self._next_sweep[project_id] = now + self._interval
+            return True
+
+
+def next_task(
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    now: datetime | None = None,
+    cache: ProjectAccessCache | None = None,
+    reaper: LeaseReaper | None = None,
+) -> Task | None:
     """Lease the caller's next item in the project (or return the one they hold)."""
+    now = now or utcnow()
     begin_write(session)
-    project = get_project(session, principal=principal, slug=slug)
+    project = get_project(session, principal=principal, slug=slug, cache=cache)
     if project.is_archived:
         raise Conflict("project_archived", f"Project '{slug}' is archived.")
     lease = queue.claim_next(
@@ -68,7 +97,8 @@ def next_task(session: Session, *, principal: Principal, slug: str, now: datetim
         annotator_id=principal.id,
         response_count=2,
         lease_seconds=project.lease_seconds,
-        now=now or utcnow(),
+        now=now,
+        reap_expired=reaper is None or reaper.due(project.id, now),
     )
     session.commit()
     if lease is None:
@@ -104,6 +134,7 @@ def submit_pairwise(
     rationale: str | None = None,
     time_spent_ms: int | None = None,
     now: datetime | None = None,
+    cache: ProjectAccessCache | None = None,
 ) -> StoredJudgment:
     """Store a pairwise verdict once; an identical resubmission returns the stored one."""
     if choice not in PAIRWISE_CHOICES:
@@ -125,7 +156,13 @@ def submit_pairwise(
         preferred = assignment.shown_order[string.ascii_uppercase.index(choice)]
     payload: dict[str, Any] = {"choice": choice, "preferred_position": preferred, "rationale": rationale}
     return _store(
-        session, principal=principal, assignment=assignment, payload=payload, time_spent_ms=time_spent_ms, now=now
+        session,
+        principal=principal,
+        assignment=assignment,
+        payload=payload,
+        time_spent_ms=time_spent_ms,
+        now=now,
+        cache=cache,
     )
 
 
@@ -137,6 +174,7 @@ def _store(
     payload: dict[str, Any],
     time_spent_ms: int | None,
     now: datetime,
+    cache: ProjectAccessCache | None,
 ) -> StoredJudgment:
     closed = queue.close_lease(
         session, assignment_id=assignment.id, annotator_id=principal.id, state=AssignmentState.SUBMITTED, now=now
@@ -159,7 +197,7 @@ def _store(
                 "This assignment expired or was skipped and its item went to someone else.",
                 field="assignment_id",
             )
-    project = project_store.get_project_by_id(session, project_id=assignment.project_id)
+    project = project_by_id(session, project_id=assignment.project_id, cache=cache)
     judgment_id = queue.insert_judgment(
         session,
         assignment=assignment,

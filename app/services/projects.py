@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -87,14 +90,86 @@ def create_project(
     return project
 
 
-def get_project(session: Session, *, principal: Principal, slug: str) -> ProjectRow:
+class ProjectAccessCache:
+    """Projects and memberships read recently, trusted for a few seconds in this process.
+
+    The annotation loop asks for both on every call; a change to a project or to its
+    members is seen within `ttl_seconds`.
+    """
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._projects: dict[str | int, tuple[float, ProjectRow]] = {}
+        self._members: dict[tuple[int, int], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def project(self, key: str | int) -> ProjectRow | None:
+        entry = self._projects.get(key)
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def put_project(self, project: ProjectRow) -> None:
+        if self._ttl > 0:
+            expires = time.monotonic() + self._ttl
+            with self._lock:
+                self._trim(self._projects)
+                self._projects[project.slug] = self._projects[project.id] = (expires, project)
+
+    def is_member(self, project_id: int, user_id: int) -> bool | None:
+        entry = self._members.get((project_id, user_id))
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
+    def put_member(self, project_id: int, user_id: int, is_member: bool) -> None:
+        if self._ttl > 0:
+            with self._lock:
+                self._trim(self._members)
+                self._members[(project_id, user_id)] = (time.monotonic() + self._ttl, is_member)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._projects.clear()
+            self._members.clear()
+
+    @staticmethod
+    def _trim(entries: dict[Any, Any]) -> None:
+        if len(entries) > 50_000:
+            entries.clear()
+
+
+def get_project(
+    session: Session, *, principal: Principal, slug: str, cache: ProjectAccessCache | None = None
+) -> ProjectRow:
     """The project, if the caller may work on it; annotators only see their own projects."""
-    project = project_store.get_project_by_slug(session, slug=slug)
-    if project is None or (
-        not principal.is_staff and not project_store.is_member(session, project_id=project.id, user_id=principal.id)
-    ):
+    project = cache.project(slug) if cache else None
+    if project is None:
+        project = project_store.get_project_by_slug(session, slug=slug)
+        if project is not None and cache:
+            cache.put_project(project)
+    if project is None or not _may_work_on(session, principal=principal, project=project, cache=cache):
         raise NotFound("project_not_found", f"No project '{slug}' for you.", field="slug")
     return project
+
+
+def project_by_id(session: Session, *, project_id: int, cache: ProjectAccessCache | None = None) -> ProjectRow | None:
+    """A project by id (no access check: the caller holds something of it already)."""
+    project = cache.project(project_id) if cache else None
+    if project is None:
+        project = project_store.get_project_by_id(session, project_id=project_id)
+        if project is not None and cache:
+            cache.put_project(project)
+    return project
+
+
+def _may_work_on(
+    session: Session, *, principal: Principal, project: ProjectRow, cache: ProjectAccessCache | None
+) -> bool:
+    if principal.is_staff:
+        return True
+    member = cache.is_member(project.id, principal.id) if cache else None
+    if member is None:
+        member = project_store.is_member(session, project_id=project.id, user_id=principal.id)
+        if cache:
+            cache.put_member(project.id, principal.id, member)
+    return member
 
 
 def list_projects(session: Session, *, principal: Principal) -> list[ProjectSummary]:

@@ -332,9 +332,9 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_item_queue_reopened",
-            ["project_id", "item_id"],
+            ["project_id", "is_reopened", "item_id"],
             unique=False,
-            sqlite_where=sa.text("is_reopened AND open_slots > 0"),
+            sqlite_where=sa.text("is_reopened = 1 AND open_slots > 0"),
             postgresql_where=sa.text("is_reopened AND open_slots > 0"),
         )
 
@@ -420,7 +420,7 @@ def downgrade() -> None:
     with op.batch_alter_table("item_queue", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_item_queue_reopened",
-            sqlite_where=sa.text("is_reopened AND open_slots > 0"),
+            sqlite_where=sa.text("is_reopened = 1 AND open_slots > 0"),
             postgresql_where=sa.text("is_reopened AND open_slots > 0"),
         )
         batch_op.drop_index(
