@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -18,11 +18,13 @@ from app.services import accounts
 from app.services.annotation import LeaseReaper
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
+from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy
 
 SESSION_COOKIE = "prefstack_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +39,18 @@ class AppContext:
     login_throttle: accounts.LoginThrottle
     project_cache: ProjectAccessCache
     lease_reaper: LeaseReaper
+    inline_database: bool
 
 
-def get_context(request: Request) -> AppContext:
+def app_context(request: Request) -> AppContext:
+    """The app's context (a plain function, for use outside dependency injection)."""
     context: AppContext = request.app.state.context
     return context
+
+
+async def get_context(request: Request) -> AppContext:
+    """The app's context; async so that FastAPI does not hop to the threadpool for it."""
+    return app_context(request)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -50,7 +59,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     Async so that FastAPI does not hop to the threadpool to open and close it: a session
     connects lazily, and closing one whose service committed does no I/O.
     """
-    session = get_context(request).sessions()
+    session = app_context(request).sessions()
     try:
         yield session
     finally:
@@ -72,15 +81,16 @@ def _bearer_token(request: Request) -> str | None:
 
 
 async def optional_principal(request: Request, session: DbSession) -> Principal | None:
-    """The caller, from a bearer token or the session cookie, or None.
+    """The caller, from a bearer token or the session cookie, or None."""
+    return await _identify(request, session, app_context(request))
 
-    A recently verified API token is answered from memory; only a miss goes to the
-    database, in the threadpool.
-    """
+
+async def _identify(request: Request, session: Session, context: AppContext) -> Principal | None:
+    # A recently verified API token is answered from memory; only a miss goes to the
+    # database, in the threadpool.
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    context = get_context(request)
     token = _bearer_token(request)
     principal: Principal | None = None
     if token is not None:
@@ -103,11 +113,49 @@ async def require_principal(
     request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
 ) -> Principal:
     """The authenticated caller; state-changing cookie requests must carry the CSRF token."""
+    return await _authorize(request, principal)
+
+
+async def _authorize(request: Request, principal: Principal | None) -> Principal:
     if principal is None:
         raise NotAuthenticated("not_authenticated", "Log in or send an API token.")
     if request.method not in SAFE_METHODS and principal.method is AuthMethod.SESSION:
         await check_csrf(request, expected=principal.csrf_token or "")
     return principal
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One authenticated API request: its session, its caller and the app's context."""
+
+    session: Session
+    principal: Principal
+    context: AppContext
+
+    async def run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a blocking service function: inline on SQLite, else in the threadpool (one hop)."""
+        if self.context.inline_database:
+            # SQLite: microseconds of local work, so no thread hop; but never wait for the
+            # writer lock on the event loop: if it is taken, start over in the threadpool.
+            self.session.info[NOWAIT_SESSION_FLAG] = True
+            try:
+                return function(*args, **kwargs)
+            except WriterBusy:
+                self.session.rollback()
+            finally:
+                self.session.info.pop(NOWAIT_SESSION_FLAG, None)
+        return await run_in_threadpool(function, *args, **kwargs)
+
+
+async def authenticated_call(request: Request) -> AsyncIterator[Call]:
+    """Session, caller and context as one dependency: the JSON API resolves one, not four."""
+    context = app_context(request)
+    session = context.sessions()
+    try:
+        principal = await _authorize(request, await _identify(request, session, context))
+        yield Call(session, principal, context)
+    finally:
+        session.close()
 
 
 async def check_csrf(request: Request, *, expected: str) -> None:
@@ -124,3 +172,4 @@ async def check_csrf(request: Request, *, expected: str) -> None:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+ApiCall = Annotated[Call, Depends(authenticated_call)]

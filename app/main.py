@@ -18,7 +18,7 @@ from app.services.accounts import LoginThrottle, TokenCache
 from app.services.annotation import LeaseReaper
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
-from preference_store.engine import build_engine, session_factory
+from preference_store.engine import build_engine, runs_inline, session_factory
 
 PageErrorRenderer = Callable[[Request, PrefstackError], Awaitable[Response]]
 
@@ -35,6 +35,7 @@ def create_api_app(settings: Settings) -> FastAPI:
         login_throttle=LoginThrottle(settings.security.login_attempts_per_minute),
         project_cache=ProjectAccessCache(settings.annotation.access_cache_seconds),
         lease_reaper=LeaseReaper(settings.annotation.lease_sweep_seconds),
+        inline_database=runs_inline(engine),
     )
 
     @asynccontextmanager

@@ -14,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 WRITE_OPTION = "prefstack_writer"
+NOWAIT_OPTION = "prefstack_writer_nowait"
+NOWAIT_SESSION_FLAG = "prefstack_writer_nowait"
+
+
+class WriterBusy(Exception):
+    """Another writer holds SQLite's write lock and the caller asked not to wait."""
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -72,8 +78,10 @@ def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int) -> Engine:
         # instead of SQLite's busy handler avoids its sleep-and-retry back-off.
         # On the driver connection: nothing to compile or to return for BEGIN.
         driver: Any = connection.connection.driver_connection
-        if connection.get_execution_options().get(WRITE_OPTION, False):
-            write_lock.acquire(driver)
+        options = connection.get_execution_options()
+        if options.get(WRITE_OPTION, False):
+            if not write_lock.acquire(driver, blocking=not options.get(NOWAIT_OPTION, False)):
+                raise WriterBusy("another transaction is writing")
             try:
                 driver.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -100,15 +108,21 @@ class _WriterLock:
         self._lock_path = None if database == ":memory:" else f"{database}.writelock"
         self._fd: int | None = None
 
-    def acquire(self, dbapi_connection: Any) -> None:
+    def acquire(self, dbapi_connection: Any, *, blocking: bool = True) -> bool:
         if self._holder is dbapi_connection:
-            return
-        self._thread_lock.acquire()
-        self._holder = dbapi_connection
+            return True
+        if not self._thread_lock.acquire(blocking=blocking):
+            return False
         if self._lock_path is not None:
             if self._fd is None:
                 self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._thread_lock.release()
+                return False
+        self._holder = dbapi_connection
+        return True
 
     def release(self, dbapi_connection: Any) -> None:
         if self._holder is None or self._holder is not dbapi_connection:
@@ -134,7 +148,13 @@ def begin_write(session: Session) -> None:
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("begin_write() called with unflushed changes in a read transaction")
         session.commit()
-    session.connection(execution_options={WRITE_OPTION: True})
+    nowait = bool(session.info.get(NOWAIT_SESSION_FLAG, False))
+    session.connection(execution_options={WRITE_OPTION: True, NOWAIT_OPTION: nowait})
+
+
+def runs_inline(engine: Engine) -> bool:
+    """Whether calls to this database are quick local calls (SQLite), fit to run on an event loop."""
+    return engine.dialect.name == "sqlite"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

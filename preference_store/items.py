@@ -56,12 +56,20 @@ class ItemContent:
 
 _I = cast(Table, Item.__table__)
 _R = cast(Table, Response.__table__)
-_ITEM_BY_ID = select(_I.c.id, _I.c.project_id, _I.c.external_id, _I.c.messages, _I.c.metadata).where(
-    _I.c.id == bindparam("item_id")
-)
-_RESPONSES_OF_ITEM = (
-    select(_R.c.position, _R.c.content, _R.c.model_name, _R.c.metadata)
-    .where(_R.c.item_id == bindparam("item_id"))
+_ITEM_WITH_RESPONSES = (
+    select(
+        _I.c.id,
+        _I.c.project_id,
+        _I.c.external_id,
+        _I.c.messages,
+        _I.c.metadata,
+        _R.c.position,
+        _R.c.content,
+        _R.c.model_name,
+        _R.c.metadata.label("response_metadata"),
+    )
+    .join(_R, _R.c.item_id == _I.c.id)
+    .where(_I.c.id == bindparam("item_id"))
     .order_by(_R.c.position)
 )
 
@@ -123,23 +131,20 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
 
 
 def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
-    """Read an item and its responses, or None."""
-    connection = session.connection()
-    row = connection.execute(_ITEM_BY_ID, {"item_id": item_id}).first()
-    if row is None:
+    """Read an item and its responses (one query), or None."""
+    rows = session.connection().execute(_ITEM_WITH_RESPONSES, {"item_id": item_id}).all()
+    if not rows:
         return None
-    stored_id, project_id, external_id, messages, metadata = row
-    responses = [
-        StoredResponse(position, content, model_name, dict(metadata or {}))
-        for position, content, model_name, metadata in connection.execute(_RESPONSES_OF_ITEM, {"item_id": item_id})
-    ]
+    first = rows[0]
     return ItemContent(
-        id=stored_id,
-        project_id=project_id,
-        external_id=external_id,
-        messages=list(messages),
-        metadata=dict(metadata or {}),
-        responses=responses,
+        id=first.id,
+        project_id=first.project_id,
+        external_id=first.external_id,
+        messages=list(first.messages),
+        metadata=dict(first.metadata or {}),
+        responses=[
+            StoredResponse(row.position, row.content, row.model_name, dict(row.response_metadata or {})) for row in rows
+        ],
     )
 
 

@@ -21,7 +21,7 @@ from app.api.schemas import (
     ProjectOut,
     TaskOut,
 )
-from app.deps import Context, CurrentPrincipal, DbSession
+from app.deps import ApiCall, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError
 from app.services import annotation, exporting, importing, projects
 from app.services.annotation import Task
@@ -44,22 +44,23 @@ def _project_out(project: Any) -> ProjectOut:
 
 
 @router.post("/projects", status_code=201, tags=["projects"])
-def create_project(body: ProjectIn, session: DbSession, principal: CurrentPrincipal) -> ProjectOut:
+def create_project(body: ProjectIn, call: ApiCall) -> ProjectOut:
     """Create a project (leads and admins)."""
-    project = projects.create_project(session, principal=principal, **body.model_dump())
+    project = projects.create_project(call.session, principal=call.principal, **body.model_dump())
     return _project_out(project)
 
 
 @router.get("/projects/{slug}", tags=["projects"])
-def get_project(slug: str, session: DbSession, principal: CurrentPrincipal) -> ProjectOut:
+def get_project(slug: str, call: ApiCall) -> ProjectOut:
     """A project's settings."""
-    return _project_out(projects.get_project(session, principal=principal, slug=slug))
+    return _project_out(projects.get_project(call.session, principal=call.principal, slug=slug))
 
 
 @router.post("/projects/{slug}/members", tags=["projects"])
-def add_members(slug: str, body: MembersIn, session: DbSession, principal: CurrentPrincipal) -> MembersOut:
+def add_members(slug: str, body: MembersIn, call: ApiCall) -> MembersOut:
     """Let annotators work on a project."""
-    return MembersOut(added=projects.add_members(session, principal=principal, slug=slug, emails=body.emails))
+    added = projects.add_members(call.session, principal=call.principal, slug=slug, emails=body.emails)
+    return MembersOut(added=added)
 
 
 @router.post(
@@ -125,10 +126,15 @@ def task_json(task: Task) -> bytes:
     response_model=TaskOut,
     responses={204: {"description": "Nothing is left for the caller in this project."}},
 )
-def next_task(slug: str, session: DbSession, context: Context, principal: CurrentPrincipal) -> Response:
+async def next_task(slug: str, call: ApiCall) -> Response:
     """Lease the caller's next item (the same one again until it is judged or expires)."""
-    task = annotation.next_task(
-        session, principal=principal, slug=slug, cache=context.project_cache, reaper=context.lease_reaper
+    task = await call.run(
+        annotation.next_task,
+        call.session,
+        principal=call.principal,
+        slug=slug,
+        cache=call.context.project_cache,
+        reaper=call.context.lease_reaper,
     )
     if task is None:
         return Response(status_code=204)
@@ -136,23 +142,22 @@ def next_task(slug: str, session: DbSession, context: Context, principal: Curren
 
 
 @router.post("/assignments/{assignment_id}/judgment", tags=["annotation"])
-def submit_judgment(
+async def submit_judgment(
     assignment_id: int,
     body: PairwiseJudgmentIn,
-    session: DbSession,
-    context: Context,
-    principal: CurrentPrincipal,
+    call: ApiCall,
     response: Response,
 ) -> JudgmentOut:
     """Store a pairwise judgment; sending the same one again stores nothing new (200, created false)."""
-    stored = annotation.submit_pairwise(
-        session,
-        principal=principal,
+    stored = await call.run(
+        annotation.submit_pairwise,
+        call.session,
+        principal=call.principal,
         assignment_id=assignment_id,
         choice=body.choice,
         rationale=body.rationale,
         time_spent_ms=body.time_spent_ms,
-        cache=context.project_cache,
+        cache=call.context.project_cache,
     )
     response.status_code = 201 if stored.created else 200
     return JudgmentOut(judgment_id=stored.judgment_id, assignment_id=stored.assignment_id, created=stored.created)

@@ -100,11 +100,10 @@ def next_task(
         now=now,
         reap_expired=reaper is None or reaper.due(project.id, now),
     )
+    content = item_store.load_item_content(session, item_id=lease.item_id) if lease else None
     session.commit()
     if lease is None:
         return None
-    content = item_store.load_item_content(session, item_id=lease.item_id)
-    session.rollback()  # end the read; nothing was written after the commit
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
     by_position = {response.position: response.content for response in content.responses}

@@ -1,0 +1,1016 @@
+"""Load generator for prefstack's annotation hot path, measured beside the reference server.
+
+  seed       build a template database for a backend and size: project bench-<size> (overlap 3),
+             N items (~300-character prompt, two ~1,500-character responses), annotators with API tokens
+             (written to a JSON file in the work folder); optionally the reference server's 100k template.
+  run        for each cell (backend x size x concurrency x workers): a fresh copy of the template, then
+             `prefstack serve` on a free port, warm-up, then C annotators loop next -> judgment with no think
+             time; server CPU and peak RSS from /proc; the database checked afterwards; one JSON line per cell.
+             `--with-reference` runs the reference server (../shared/bench) at the same concurrencies, in between.
+  reference  only the reference server's cells.
+  table      a results .jsonl as a markdown table, each prefstack cell as a ratio to reference variant A.
+  profile    the top frames of a py-spy `raw` (collapsed stacks) file written by `run --py-spy`.
+  clean      drop the PostgreSQL templates (and any leftover cell databases), remove the work folder.
+
+Numbers on a shared 2-core box are noisy: read prefstack's figures as ratios to the reference measured in
+the same run, never as absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_WORKDIR = REPO / "bench" / ".work"
+DEFAULT_OUT = REPO / "bench" / "results" / "results.jsonl"
+DEFAULT_SHARED = REPO.parent / "shared" / "bench"
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+OVERLAP = 3
+REFERENCE_ITEMS = 100_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ small helpers
+def parse_size(value: str) -> int:
+    """`10k`, `100k`, `1m` or a plain number of items."""
+    value = value.strip().lower()
+    for suffix, factor in (("k", 1_000), ("m", 1_000_000)):
+        if value.endswith(suffix):
+            return int(float(value[:-1]) * factor)
+    return int(value)
+
+
+def size_label(items: int) -> str:
+    return f"{items // 1000}k" if items % 1000 == 0 else str(items)
+
+
+def int_list(value: str) -> list[int]:
+    return [int(part) for part in value.split(",") if part.strip()]
+
+
+def str_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile in milliseconds (the reference's definition), or None."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(1000 * ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))], 2)
+
+
+def latency_summary(values: list[float]) -> dict[str, float | None]:
+    return {
+        "p50": pct(values, 50),
+        "p95": pct(values, 95),
+        "p99": pct(values, 99),
+        "max": round(1000 * max(values), 2) if values else None,
+    }
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ /proc (same accounting as ceiling_load.py)
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # fields from `state` on
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _proc_stat(int(entry))) is not None:
+            parents[int(entry)] = int(stat[1])
+    tree, frontier = [root], {root}
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = set(children)
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of these processes."""
+    user = system = 0
+    for pid in pids:
+        if (stat := _proc_stat(pid)) is not None:
+            user, system = user + int(stat[11]), system + int(stat[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """Sum of the processes' peak resident set sizes (VmHWM)."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kb / 1024, 1)
+
+
+# ------------------------------------------------------------------ databases
+@dataclass(frozen=True)
+class Target:
+    """Where a template lives and where its token file is."""
+
+    backend: str
+    items: int
+    workdir: Path
+    pg_url: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}-{size_label(self.items)}"
+
+    @property
+    def slug(self) -> str:
+        return f"bench-{size_label(self.items)}"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.workdir / f"{self.label}.tokens.json"
+
+    @property
+    def sqlite_template(self) -> Path:
+        return self.workdir / f"{self.label}.template.db"
+
+    @property
+    def pg_template(self) -> str:
+        return f"prefstack_bench_tmpl_{size_label(self.items)}"
+
+    def template_url(self) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.sqlite_template}"
+        return pg_database_url(self.pg_url, self.pg_template)
+
+
+def pg_database_url(admin_url: str, database: str) -> str:
+    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+@contextmanager
+def pg_admin(admin_url: str) -> Iterator[Engine]:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def pg_execute(admin_url: str, *statements: str) -> None:
+    with pg_admin(admin_url) as engine, engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".writelock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def cell_database(target: Target, cell_name: str) -> Iterator[str]:
+    """A fresh copy of the template for one cell: a file copy, or CREATE DATABASE ... TEMPLATE."""
+    if target.backend == "sqlite":
+        path = target.workdir / f"cell-{target.label}.db"
+        remove_sqlite(path)
+        shutil.copyfile(target.sqlite_template, path)
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            remove_sqlite(path)
+        return
+    name = f"prefstack_bench_{cell_name}"
+    pg_execute(
+        target.pg_url,
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}" TEMPLATE "{target.pg_template}"',
+    )
+    try:
+        yield pg_database_url(target.pg_url, name)
+    finally:
+        pg_execute(target.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ------------------------------------------------------------------ seed
+def bench_item(rnd: random.Random, words: list[str], number: int) -> dict[str, Any]:
+    """One native-format item: a ~300-character prompt and two ~1,500-character responses."""
+
+    def prose(chars: int) -> str:
+        out: list[str] = []
+        length = 0
+        while length < chars:
+            word = rnd.choice(words)
+            out.append(word)
+            length += len(word) + 1
+        return " ".join(out)[:chars].rstrip() + "."
+
+    return {
+        "external_id": f"bench-{number:07d}",
+        "prompt": f"Question {number}: {prose(280)}",
+        "responses": [{"model": "model-a", "content": prose(1500)}, {"model": "model-b", "content": prose(1500)}],
+    }
+
+
+def seed(target: Target, *, users: int, batch: int) -> None:
+    """Build the template database of `target` with the honest store path (insert_items in batches)."""
+    from app import database
+    from app.principal import command_line_principal
+    from app.services import accounts, importing, projects
+    from preference_store.engine import begin_write, build_engine, session_factory
+    from preference_store.items import NewItem, insert_items
+    from preference_store.models import Role
+
+    target.workdir.mkdir(parents=True, exist_ok=True)
+    target.tokens_path.unlink(missing_ok=True)  # written last: its presence means the template is complete
+    started = time.perf_counter()
+    if target.backend == "sqlite":
+        remove_sqlite(target.sqlite_template)
+    else:
+        pg_execute(
+            target.pg_url,
+            f'DROP DATABASE IF EXISTS "{target.pg_template}" WITH (FORCE)',
+            f'CREATE DATABASE "{target.pg_template}"',
+        )
+    engine = build_engine(target.template_url(), pool_size=2)
+    try:
+        database.upgrade(engine)
+        sessions = session_factory(engine)
+        operator = command_line_principal()
+        tokens: list[dict[str, str]] = []
+        with sessions() as session:
+            emails = [f"annotator{n:03d}@bench.example.org" for n in range(1, users + 1)]
+            for n, email in enumerate(emails, start=1):
+                accounts.create_user(session, email=email, name=f"Annotator {n}", role=Role.ANNOTATOR, password=None)
+                tokens.append({"email": email, "token": accounts.create_api_token(session, email=email).token})
+            project = projects.create_project(
+                session, principal=operator, slug=target.slug, name=f"Benchmark {target.slug}", overlap=OVERLAP
+            )
+            projects.add_members(session, principal=operator, slug=target.slug, emails=emails)
+            log(f"{target.label}: schema, {users} annotators with tokens, project {target.slug}")
+
+            rnd = random.Random(42)
+            words = ["".join(rnd.choices("abcdefghijklmnopqrstuvwxyz", k=rnd.randint(2, 10))) for _ in range(5000)]
+            begin_write(session)
+            for start in range(0, target.items, batch):
+                chunk: list[NewItem] = []
+                for number in range(start + 1, min(start + batch, target.items) + 1):
+                    item, problems = importing.validate_item(
+                        bench_item(rnd, words, number), row=number, response_count=2
+                    )
+                    if item is None or problems:
+                        raise RuntimeError(f"bench item {number} is invalid: {problems}")
+                    chunk.append(item)
+                insert_items(session, project_id=project.id, items=chunk, open_slots=OVERLAP)
+                log(f"{target.label}: {start + len(chunk):,} items")
+            session.commit()
+        if target.backend == "sqlite":
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    if target.backend == "sqlite":
+        Path(f"{target.sqlite_template}.writelock").unlink(missing_ok=True)
+    else:
+        # A real deployment has autovacuum's statistics and visibility map soon after an import;
+        # cells are cloned from this template, so they start from that state too.
+        with pg_admin(target.template_url()) as engine, engine.connect() as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+    target.tokens_path.write_text(
+        json.dumps(
+            {
+                "backend": target.backend,
+                "items": target.items,
+                "slug": target.slug,
+                "project_id": project.id,
+                "overlap": OVERLAP,
+                "template": str(target.sqlite_template) if target.backend == "sqlite" else target.pg_template,
+                "tokens": tokens,
+            },
+            indent=1,
+        )
+    )
+    size = (
+        f"{target.sqlite_template.stat().st_size / 2**20:.0f} MB" if target.backend == "sqlite" else target.pg_template
+    )
+    log(f"{target.label}: seeded in {time.perf_counter() - started:.1f} s ({size}); tokens in {target.tokens_path}")
+
+
+def seed_reference(shared: Path, workdir: Path) -> Path:
+    """The reference server's own 100k template (its `seed` command), built once."""
+    path = workdir / "reference-100k.template.db"
+    if not path.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        log(f"reference: seeding {path} (about 11 s)")
+        partial = path.with_suffix(".partial")
+        remove_sqlite(partial)
+        subprocess.run(
+            [sys.executable, str(shared / "ceiling_server.py"), "seed", str(partial), str(REFERENCE_ITEMS)],
+            check=True,
+            timeout=600,
+        )
+        partial.rename(path)
+    return path
+
+
+# ------------------------------------------------------------------ load
+class ProtocolError(Exception):
+    pass
+
+
+class Connection:
+    """A lean keep-alive HTTP/1.1 connection on asyncio streams (the idea of ceiling_load.py's RawConn).
+
+    Reads the status and a Content-Length body; a 204 has no body. Costs a small fraction of
+    what httpx does per request, so the load generator does not measure itself.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(head + body)
+            header = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(header[9:12])
+            lower = header.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at >= 0:
+                at += 17
+                data = await self.reader.readexactly(int(header[at : header.index(b"\r\n", at)]))
+            elif status in (204, 304):
+                data = b""
+            else:
+                raise ProtocolError(f"status {status} without Content-Length")
+            if b"\r\nconnection: close" in lower:
+                self.close()
+            return status, data
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+@dataclass
+class LoadResult:
+    cycles: int = 0
+    next_ok: int = 0
+    no_work: int = 0
+    created: int = 0
+    repeated: int = 0
+    next_bytes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    next_latency: list[float] = field(default_factory=list)
+    judgment_latency: list[float] = field(default_factory=list)
+    server_cpu_s: float = 0.0
+    server_sys_s: float = 0.0
+    loadgen_cpu_s: float = 0.0
+    server_processes: int = 0
+
+
+async def load(
+    *, port: int, slug: str, tokens: list[str], warmup: float, duration: float, server_pid: int
+) -> LoadResult:
+    """Each token is one annotator looping GET next -> POST judgment until the window closes."""
+    result = LoadResult()
+    host = "127.0.0.1"
+    started = time.perf_counter()
+    window_start = started + warmup
+    window_end = window_start + duration
+    hard_stop = window_end + 30.0
+
+    async def marker() -> None:
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        cpu0, usage0 = cpu_seconds(process_tree(server_pid)), resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        pids = process_tree(server_pid)
+        cpu1, usage1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
+        result.server_cpu_s = round(sum(cpu1) - sum(cpu0), 2)
+        result.server_sys_s = round(cpu1[1] - cpu0[1], 2)
+        result.server_processes = len(pids)
+        result.loadgen_cpu_s = round((usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime), 2)
+
+    async def annotator(number: int, token: str) -> None:
+        rnd = random.Random(number)
+        conn = Connection(host, port)
+        next_head = (
+            f"GET /api/v1/projects/{slug}/next HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {token}\r\n\r\n"
+        ).encode()
+        try:
+            while (t0 := time.perf_counter()) < window_end:
+                try:
+                    status, content = await conn.request(next_head)
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError) as error:
+                    result.errors[f"next_{type(error).__name__}"] += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                t1 = time.perf_counter()
+                if status == 204:  # nothing left for this annotator: the cell ran dry
+                    result.no_work += 1
+                    return
+                if status != 200:
+                    result.errors[f"next_{status}"] += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                result.next_ok += 1
+                result.next_bytes = result.next_bytes or len(content)
+                assignment_id = orjson.loads(content)["assignment_id"]
+                body = b'{"choice":"A"}' if rnd.random() < 0.5 else b'{"choice":"B"}'
+                head = (
+                    f"POST /api/v1/assignments/{assignment_id}/judgment HTTP/1.1\r\nhost: {host}\r\n"
+                    f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\n\r\n"
+                ).encode()
+                t2 = time.perf_counter()
+                try:
+                    status, _ = await conn.request(head, body)
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError) as error:
+                    result.errors[f"judgment_{type(error).__name__}"] += 1
+                    continue
+                t3 = time.perf_counter()
+                if status == 201:
+                    result.created += 1
+                elif status == 200:  # a repeat of a stored verdict: should never happen here
+                    result.repeated += 1
+                else:
+                    result.errors[f"judgment_{status}"] += 1
+                if window_start <= t1 < window_end:
+                    result.next_latency.append(t1 - t0)
+                if window_start <= t3 < window_end:
+                    result.judgment_latency.append(t3 - t2)
+                    if status == 201:
+                        result.cycles += 1
+                if t3 > hard_stop:
+                    return
+        finally:
+            conn.close()
+
+    await asyncio.wait_for(
+        asyncio.gather(marker(), *(annotator(n, token) for n, token in enumerate(tokens, start=1))),
+        timeout=warmup + duration + 40,
+    )
+    return result
+
+
+def run_load(**kwargs: Any) -> LoadResult:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(load(**kwargs))
+    return uvloop.run(load(**kwargs))
+
+
+# ------------------------------------------------------------------ server
+@contextmanager
+def prefstack_server(
+    *, prefstack: Path, database_url: str, workers: int, log_path: Path, cwd: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`prefstack serve` in its own session on a free port; stopped by its pid afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFSTACK_DATABASE_URL": database_url,
+        "PREFSTACK_HOST": "127.0.0.1",
+        "PREFSTACK_PORT": str(port),
+        "PREFSTACK_WORKERS": str(workers),
+        "PREFSTACK_ENVIRONMENT": "development",
+        # Without one, development mode writes a generated secret beside the database
+        # (into the working directory for PostgreSQL).
+        "PREFSTACK_SECRET_KEY": secrets.token_urlsafe(48),
+    }
+    with log_path.open("w") as server_log:
+        server = subprocess.Popen(
+            [str(prefstack), "serve", "--workers", str(workers)],
+            env=env,
+            cwd=cwd,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                        answer.read()
+                    break
+                except OSError as error:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"prefstack did not come up: {error}; see {log_path}") from error
+                    time.sleep(0.1)
+            wanted = 1 if workers == 1 else 1 + workers
+            while len(process_tree(server.pid)) < wanted and time.monotonic() < deadline:
+                time.sleep(0.1)
+            yield server, port
+        finally:
+            stop(server)
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server we started (uvicorn passes it to its workers), SIGKILL to its group if stuck."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # the session/group created for this server only
+        server.wait(timeout=5)
+
+
+@contextmanager
+def py_spy(pid: int, *, mode: str | None, delay: float, seconds: float, out: Path) -> Iterator[None]:
+    """Sample the server with py-spy for the measurement window (it costs CPU: flagged in the row).
+
+    `gil`: only the thread holding the GIL (where the Python CPU goes); `active`: every thread not idle.
+    """
+    if mode is None:
+        yield
+        return
+    binary = Path(sys.executable).parent / "py-spy"
+    command = [str(binary), "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "100"]
+    command += ["--duration", str(max(1, int(seconds))), "--output", str(out)]
+    command += ["--gil"] if mode == "gil" else []
+    runner = subprocess.Popen(
+        ["/bin/sh", "-c", f'sleep {delay:.2f} && exec "$@"', "py-spy", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        try:
+            runner.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait(timeout=5)
+
+
+# ------------------------------------------------------------------ verify
+VERIFY_SQL = {
+    "judgments": "SELECT count(*) FROM judgment WHERE project_id = :p",
+    "assignments": "SELECT count(*) FROM assignment WHERE project_id = :p",
+    "leased": "SELECT count(*) FROM assignment WHERE project_id = :p AND state = 'leased'",
+    "items_judged": "SELECT count(DISTINCT item_id) FROM judgment WHERE project_id = :p",
+    "items_over_overlap": (
+        "SELECT count(*) FROM (SELECT item_id FROM judgment WHERE project_id = :p "
+        "GROUP BY item_id HAVING count(*) > :o) AS x"
+    ),
+    "items_over_overlap_live": (
+        "SELECT count(*) FROM (SELECT item_id FROM assignment WHERE project_id = :p "
+        "AND state IN ('leased', 'submitted') GROUP BY item_id HAVING count(*) > :o) AS x"
+    ),
+    "duplicate_annotator_item": (
+        "SELECT count(*) FROM (SELECT annotator_id, item_id FROM judgment WHERE project_id = :p "
+        "GROUP BY annotator_id, item_id HAVING count(*) > 1) AS x"
+    ),
+    "judgment_on_unsubmitted": (
+        "SELECT count(*) FROM judgment j JOIN assignment a ON a.id = j.assignment_id "
+        "WHERE j.project_id = :p AND a.state != 'submitted'"
+    ),
+    "queue_slot_mismatch": (
+        "SELECT count(*) FROM item_queue q LEFT JOIN (SELECT item_id, count(*) AS n FROM assignment "
+        "WHERE project_id = :p AND state IN ('leased', 'submitted') GROUP BY item_id) a ON a.item_id = q.item_id "
+        "WHERE q.project_id = :p AND q.open_slots != :o - coalesce(a.n, 0)"
+    ),
+}
+
+
+def verify(database_url: str, *, project_id: int, overlap: int, acknowledged: int) -> dict[str, Any]:
+    """Check the cell's database: overlap held, no annotator twice on an item, every 201 stored once."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            found: dict[str, Any] = {
+                name: int(connection.execute(text(sql), {"p": project_id, "o": overlap}).scalar_one())
+                for name, sql in VERIFY_SQL.items()
+            }
+    finally:
+        engine.dispose()
+    found["acknowledged_201"] = acknowledged
+    found["ok"] = (
+        found["items_over_overlap"] == 0
+        and found["items_over_overlap_live"] == 0
+        and found["duplicate_annotator_item"] == 0
+        and found["judgment_on_unsubmitted"] == 0
+        and found["queue_slot_mismatch"] == 0
+        and found["judgments"] == acknowledged
+    )
+    return found
+
+
+# ------------------------------------------------------------------ cells
+def git_revision() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None
+
+
+def append(out: Path, row: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as stream:
+        stream.write(json.dumps(row) + "\n")
+
+
+def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
+    meta = json.loads(target.tokens_path.read_text())
+    tokens = [entry["token"] for entry in meta["tokens"]]
+    name = f"{target.label}-c{conc}-w{workers}"
+    row: dict[str, Any] = {
+        "kind": "prefstack",
+        "run_id": run_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_rev": git_revision(),
+        "backend": target.backend,
+        "items": target.items,
+        "slug": target.slug,
+        "conc": conc,
+        "workers": workers,
+        "warmup_s": a.warmup,
+        "duration_s": a.duration,
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "profiled": a.py_spy,
+    }
+    cell_db = name.replace("-", "_") + f"_{os.getpid()}"
+    server_log = a.workdir / f"server-{name}.log"
+    profile_out = a.workdir / f"profile-{name}.txt"
+    with cell_database(target, cell_db) as url:
+        with prefstack_server(
+            prefstack=a.prefstack, database_url=url, workers=workers, log_path=server_log, cwd=a.workdir
+        ) as (server, port):
+            with py_spy(server.pid, mode=a.py_spy, delay=a.warmup, seconds=a.duration, out=profile_out):
+                result = run_load(
+                    port=port,
+                    slug=target.slug,
+                    tokens=tokens[:conc],
+                    warmup=a.warmup,
+                    duration=a.duration,
+                    server_pid=server.pid,
+                )
+            row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
+        row["verify"] = verify(url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=result.created)
+    row.update(
+        {
+            "cycles": result.cycles,
+            "cycles_per_s": round(result.cycles / a.duration, 1),
+            "next_ms": latency_summary(result.next_latency),
+            "judgment_ms": latency_summary(result.judgment_latency),
+            "next_ok_total": result.next_ok,
+            "judgment_201_total": result.created,
+            "judgment_200_total": result.repeated,
+            "no_work_204": result.no_work,
+            "errors": dict(result.errors),
+            "error_count": sum(result.errors.values()),
+            "next_bytes": result.next_bytes,
+            "server_cpu_s": result.server_cpu_s,
+            "server_sys_s": result.server_sys_s,
+            "server_cpu_ms_per_cycle": round(1000 * result.server_cpu_s / max(1, result.cycles), 3),
+            "server_processes": result.server_processes,
+            "loadgen_cpu_s": result.loadgen_cpu_s,
+            "server_log": str(server_log),
+        }
+    )
+    if a.py_spy:
+        row["profile"] = str(profile_out)
+    return row
+
+
+def reference_cell(a: argparse.Namespace, *, template: Path, variant: str, conc: int, run_id: str) -> dict[str, Any]:
+    """One cell of the reference server, by its own driver (`ceiling_load.py bench --client raw`)."""
+    workdir = a.workdir / "reference"
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = workdir / f"result-{uuid.uuid4().hex[:8]}.jsonl"
+    loadavg = [round(x, 2) for x in os.getloadavg()]
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    command = [sys.executable, str(a.shared / "ceiling_load.py"), "bench", "--client", "raw"]
+    command += ["--variant", variant, "--workers", "1", "--conc", str(conc), "--port", str(free_port())]
+    command += ["--warmup", str(a.warmup), "--duration", str(a.duration)]
+    command += ["--template", str(template), "--workdir", str(workdir), "--out", str(scratch)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=a.warmup + a.duration + 180)
+    raw = json.loads(scratch.read_text().strip().splitlines()[-1])
+    scratch.unlink()
+    remove_sqlite(workdir / "run.db")
+    errors = raw.get("errors", {})
+    verified = raw.get("verify", {})
+    return {
+        "kind": "reference",
+        "run_id": run_id,
+        "started_at": started,
+        "backend": f"reference-{variant}",
+        "variant": variant,
+        "items": REFERENCE_ITEMS,
+        "conc": conc,
+        "workers": raw["workers"],
+        "warmup_s": a.warmup,
+        "duration_s": a.duration,
+        "loadavg_before": loadavg,
+        "cycles": raw["cycles"],
+        "cycles_per_s": raw["cycles_per_s"],
+        "next_ms": raw["next_ms"],
+        "judgment_ms": raw["judgment_ms"],
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "no_work_204": 0,
+        "next_bytes": raw.get("next_bytes"),
+        "server_cpu_s": raw["server_cpu_s"],
+        "server_cpu_ms_per_cycle": raw["server_cpu_ms_per_cycle"],
+        "server_processes": raw.get("server_processes"),
+        "server_peak_rss_mb": raw["server_peak_rss_mb"],
+        "loadgen_cpu_s": raw.get("loadgen_cpu_s"),
+        "verify": {
+            "ok": verified.get("ok"),
+            "judgments": verified.get("judgments"),
+            "acknowledged_201": verified.get("acked_judgments"),
+        },
+        "reference_raw": raw,
+    }
+
+
+def summary(row: dict[str, Any]) -> str:
+    return (
+        f"{row['backend']} items={size_label(row['items'])} C={row['conc']} W={row['workers']}: "
+        f"{row['cycles_per_s']} cycles/s, next p50 {row['next_ms']['p50']} ms, judgment p50 "
+        f"{row['judgment_ms']['p50']} ms, errors {row['error_count']}, 204s {row['no_work_204']}, "
+        f"server CPU {row['server_cpu_s']} s, verify {'ok' if row['verify']['ok'] else 'FAIL'}"
+    )
+
+
+def run(a: argparse.Namespace, *, reference_variants: list[str]) -> None:
+    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+    a.workdir.mkdir(parents=True, exist_ok=True)
+    targets = [Target(backend, parse_size(size), a.workdir, a.pg_url) for backend in a.backends for size in a.sizes]
+    for target in targets:
+        if not target.tokens_path.exists():
+            raise SystemExit(
+                f"no template for {target.label}: run `seed --backend {target.backend} "
+                f"--size {size_label(target.items)}` first"
+            )
+        seeded = len(json.loads(target.tokens_path.read_text())["tokens"])
+        if max(a.conc) > seeded:
+            raise SystemExit(f"--conc {max(a.conc)} needs as many annotators; {target.label} has {seeded}")
+    reference_template = seed_reference(a.shared, a.workdir) if reference_variants else None
+    count = len(a.conc) * (len(reference_variants) + len(targets) * len(a.workers))
+    log(f"run {run_id}: {count} cells of {a.warmup:g}+{a.duration:g} s -> {a.out}")
+    done = 0
+    failed: list[str] = []
+    # Reference cells sit next to prefstack's at each concurrency, so drifting load on a shared
+    # box touches both sides of a ratio alike.
+    for conc in a.conc:
+        for variant in reference_variants:
+            assert reference_template is not None
+            row = reference_cell(a, template=reference_template, variant=variant, conc=conc, run_id=run_id)
+            append(a.out, row)
+            done += 1
+            log(f"[{done}/{count}] {summary(row)}")
+        for target in targets:
+            for workers in a.workers:
+                row = prefstack_cell(a, target, conc=conc, workers=workers, run_id=run_id)
+                append(a.out, row)
+                done += 1
+                log(f"[{done}/{count}] {summary(row)}")
+                if not row["verify"]["ok"] or row["error_count"]:
+                    failed.append(f"{target.label} C={conc} W={workers}")
+    if failed:
+        raise SystemExit(f"errors or failed database checks in: {', '.join(failed)} (see {a.out})")
+
+
+# ------------------------------------------------------------------ table
+def _triple(latency: dict[str, Any]) -> str:
+    return f"{latency['p50']} / {latency['p95']} / {latency['p99']}"
+
+
+def reference_for(rows: list[dict[str, Any]], row: dict[str, Any], variant: str = "A") -> dict[str, Any] | None:
+    """The reference cell at the same concurrency: from the same run if there is one, else the latest."""
+    same = [r for r in rows if r["kind"] == "reference" and r["variant"] == variant and r["conc"] == row["conc"]]
+    in_run = [r for r in same if r["run_id"] == row["run_id"]]
+    pool = in_run or same
+    return pool[-1] if pool else None
+
+
+def table(path: Path, *, last_run: bool) -> str:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if last_run and rows:
+        rows = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
+    out = [
+        "| backend | items | C | workers | cycles/s | vs ref A | next p50 / p95 / p99 ms | "
+        "judgment p50 / p95 / p99 ms | errors | 204s | server CPU s | CPU ms/cycle | peak RSS MB | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        reference = reference_for(rows, row)
+        ratio = "-"
+        if reference is not None and reference["cycles_per_s"]:
+            ratio = f"{row['cycles_per_s'] / reference['cycles_per_s']:.2f}"
+            ratio += "" if reference["run_id"] == row["run_id"] else " (other run)"
+        verified = row["verify"]
+        check = "n/a" if verified.get("ok") is None else ("ok" if verified["ok"] else "FAIL")
+        if verified.get("judgments") is not None:
+            check += f" ({verified['judgments']}={verified['acknowledged_201']})"
+        name = row["backend"] + (" (py-spy)" if row.get("profiled") else "")
+        out.append(
+            f"| {name} | {size_label(row['items'])} | {row['conc']} | {row['workers']} | {row['cycles_per_s']} | "
+            f"{ratio} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | {row['error_count']} | "
+            f"{row['no_work_204']} | {row['server_cpu_s']} | {row['server_cpu_ms_per_cycle']} | "
+            f"{row['server_peak_rss_mb']} | {check} |"
+        )
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ profile
+# py-spy's idle detection misses threads parked in a lock inside this VM: an idle threadpool
+# worker shows up as Condition.wait under Queue.get. Such samples are dropped from the shares.
+IDLE_LEAF = "Condition.wait (threading.py"
+IDLE_CALLER = "Queue.get (queue.py"
+IDLE_WORKER = "WorkerThread.run (anyio/"
+OUR_PACKAGES = ("app/api", "app/services", "app/deps", "app/main", "preference_store/", "annotation_ui/")
+
+
+def profile_top(path: Path, *, limit: int) -> str:
+    """Shares of a py-spy `raw` file (one `frame;frame;... count` line per stack).
+
+    Split by thread kind (event loop or threadpool worker), then the hottest leaf frames, then
+    prefstack's own functions by inclusive share.
+    """
+    own: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = idle = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = [frame for frame in stack.split(";") if not frame.startswith(("process ", "thread "))]
+        if not frames or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        worker = any(frame.startswith(IDLE_WORKER) for frame in frames)
+        if worker and frames[-1].startswith(IDLE_LEAF) and any(frame.startswith(IDLE_CALLER) for frame in frames):
+            idle += count
+            continue
+        total += count
+        threads["threadpool workers" if worker else "event loop thread"] += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            if frame.partition("(")[2].startswith(OUR_PACKAGES):
+                ours[frame] += count
+
+    def shares(counter: Counter[str]) -> list[str]:
+        return [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in counter.most_common(limit)]
+
+    lines = [f"{total} samples (and {idle} of idle threadpool workers, left out)", "", "threads:"]
+    lines += [*shares(threads), "", "self (leaf frames):", *shares(own)]
+    lines += ["", "inclusive, prefstack's code:", *shares(ours)]
+    return "\n".join(lines)
+
+
+def clean(a: argparse.Namespace) -> None:
+    """Drop the PostgreSQL templates and any cell databases left behind, and the work folder."""
+    with pg_admin(a.pg_url) as engine, engine.connect() as connection:
+        names = connection.execute(
+            text("SELECT datname FROM pg_database WHERE datname LIKE 'prefstack\\_bench\\_%'")
+        ).scalars()
+        for name in list(names):
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            log(f"dropped database {name}")
+    if a.workdir.exists():
+        shutil.rmtree(a.workdir)
+        log(f"removed {a.workdir}")
+
+
+# ------------------------------------------------------------------ command line
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="templates, cell copies, logs")
+        p.add_argument(
+            "--pg-url",
+            default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL),
+            help="PostgreSQL admin URL (templates and cell databases are created beside it)",
+        )
+        p.add_argument(
+            "--shared",
+            type=Path,
+            default=Path(os.environ.get("PREFSTACK_BENCH_SHARED", DEFAULT_SHARED)),
+            help="folder with the reference's ceiling_server.py and ceiling_load.py",
+        )
+
+    seed_parser = sub.add_parser("seed", help="build a template database")
+    common(seed_parser)
+    seed_parser.add_argument("--backend", type=str_list, default=["sqlite"], help="sqlite, postgresql or both")
+    seed_parser.add_argument("--size", type=str_list, default=["10k"], help="items, e.g. 10k,100k")
+    seed_parser.add_argument("--users", type=int, default=64, help="annotators with API tokens (>= max conc)")
+    seed_parser.add_argument("--batch", type=int, default=5000, help="items per insert_items call")
+    seed_parser.add_argument("--reference", action="store_true", help="also seed the reference's 100k template")
+
+    def cells(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument("--conc", type=int_list, default=[1, 8, 32], help="concurrent annotators, e.g. 1,8,32")
+        p.add_argument("--duration", type=float, default=20.0, help="measured seconds per cell")
+        p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before the window")
+        p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results .jsonl (appended)")
+
+    run_parser = sub.add_parser("run", help="measure prefstack cells (and the reference)")
+    cells(run_parser)
+    run_parser.add_argument("--backends", type=str_list, default=["sqlite", "postgresql"])
+    run_parser.add_argument("--sizes", type=str_list, default=["10k", "100k"])
+    run_parser.add_argument("--workers", type=int_list, default=[1], help="uvicorn workers, e.g. 1,2")
+    run_parser.add_argument("--with-reference", action="store_true", help="reference cells at each concurrency")
+    run_parser.add_argument("--reference-variants", type=str_list, default=["A"], help="e.g. A,D")
+    run_parser.add_argument("--prefstack", type=Path, default=Path(sys.executable).parent / "prefstack")
+    run_parser.add_argument(
+        "--py-spy", choices=["gil", "active"], default=None, help="profile the server during each window"
+    )
+
+    reference_parser = sub.add_parser("reference", help="measure only the reference server")
+    cells(reference_parser)
+    reference_parser.add_argument("--variants", type=str_list, default=["A"], help="e.g. A,D")
+
+    table_parser = sub.add_parser("table", help="markdown table of a results file")
+    table_parser.add_argument("path", type=Path, nargs="?", default=DEFAULT_OUT)
+    table_parser.add_argument("--last-run", action="store_true", help="only the newest run in the file")
+
+    profile_parser = sub.add_parser("profile", help="top frames of a py-spy raw profile")
+    profile_parser.add_argument("path", type=Path)
+    profile_parser.add_argument("--limit", type=int, default=25)
+
+    clean_parser = sub.add_parser("clean", help="drop the PostgreSQL templates and remove the work folder")
+    common(clean_parser)
+
+    a = parser.parse_args()
+    if a.command == "seed":
+        for backend in a.backend:
+            for size in a.size:
+                seed(Target(backend, parse_size(size), a.workdir, a.pg_url), users=a.users, batch=a.batch)
+        if a.reference:
+            seed_reference(a.shared, a.workdir)
+    elif a.command == "run":
+        run(a, reference_variants=a.reference_variants if a.with_reference else [])
+    elif a.command == "reference":
+        a.backends, a.sizes, a.workers, a.py_spy = [], [], [1], None
+        run(a, reference_variants=a.variants)
+    elif a.command == "table":
+        print(table(a.path, last_run=a.last_run))
+    elif a.command == "profile":
+        print(profile_top(a.path, limit=a.limit))
+    else:
+        clean(a)
+
+
+if __name__ == "__main__":
+    main()
