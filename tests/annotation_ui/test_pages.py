@@ -37,6 +37,14 @@ def _log_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
     return match.group(1)
 
 
+def _open_task(client: TestClient) -> tuple[str, str]:
+    """The annotate page's HTML and the assignment id it shows."""
+    page = client.get("/projects/pages/annotate")
+    assignment = re.search(r'data-assignment="(\d+)"', page.text)
+    assert assignment, page.text
+    return page.text, assignment.group(1)
+
+
 @pytest.fixture
 def annotator(session: Session, people: People, operator: Principal) -> str:
     email = people.make("page-ann@example.org", Role.ANNOTATOR, password=PASSWORD)
@@ -103,11 +111,9 @@ def test_annotate_page_escapes_model_output(client: TestClient, annotator: str) 
 
 def test_htmx_submit_returns_the_next_task_fragment(client: TestClient, annotator: str, session: Session) -> None:
     csrf = _log_in(client, annotator)
-    page = client.get("/projects/pages/annotate")
-    first = re.search(r'data-assignment="(\d+)"', page.text)
-    assert first
+    _, first = _open_task(client)
     response = client.post(
-        f"/projects/pages/annotate/{first.group(1)}",
+        f"/projects/pages/annotate/{first}",
         data={"choice": "A", "time_spent_ms": "1234"},
         headers={"HX-Request": "true", "X-CSRF-Token": csrf},
     )
@@ -116,7 +122,7 @@ def test_htmx_submit_returns_the_next_task_fragment(client: TestClient, annotato
     assert "<html" not in response.text
     assert response.headers["vary"] == "HX-Request"
     second = re.search(r'data-assignment="(\d+)"', response.text)
-    assert second and second.group(1) != first.group(1)
+    assert second and second.group(1) != first
     stored = session.execute(select(Judgment.payload, Judgment.time_spent_ms)).one()
     assert stored.payload["choice"] == "A"
     assert stored.time_spent_ms == 1234
@@ -124,22 +130,18 @@ def test_htmx_submit_returns_the_next_task_fragment(client: TestClient, annotato
 
 def test_submit_without_csrf_token_is_refused(client: TestClient, annotator: str, session: Session) -> None:
     _log_in(client, annotator)
-    page = client.get("/projects/pages/annotate")
-    assignment = re.search(r'data-assignment="(\d+)"', page.text)
-    assert assignment
-    response = client.post(f"/projects/pages/annotate/{assignment.group(1)}", data={"choice": "A"})
+    _, assignment = _open_task(client)
+    response = client.post(f"/projects/pages/annotate/{assignment}", data={"choice": "A"})
     assert response.status_code == 403
     assert session.scalar(select(func.count()).select_from(Judgment)) == 0
 
 
 def test_plain_form_post_redirects_after_submit(client: TestClient, annotator: str) -> None:
     _log_in(client, annotator)
-    page = client.get("/projects/pages/annotate")
-    assignment = re.search(r'data-assignment="(\d+)"', page.text)
-    assert assignment
+    page, assignment = _open_task(client)
     response = client.post(
-        f"/projects/pages/annotate/{assignment.group(1)}",
-        data={"choice": "tie", "csrf_token": _csrf(page.text)},
+        f"/projects/pages/annotate/{assignment}",
+        data={"choice": "tie", "csrf_token": _csrf(page)},
         follow_redirects=False,
     )
     assert response.status_code == 303
@@ -148,17 +150,15 @@ def test_plain_form_post_redirects_after_submit(client: TestClient, annotator: s
 
 def test_missing_choice_rerenders_the_form_with_422(client: TestClient, annotator: str) -> None:
     csrf = _log_in(client, annotator)
-    page = client.get("/projects/pages/annotate")
-    assignment = re.search(r'data-assignment="(\d+)"', page.text)
-    assert assignment
+    _, assignment = _open_task(client)
     response = client.post(
-        f"/projects/pages/annotate/{assignment.group(1)}",
+        f"/projects/pages/annotate/{assignment}",
         data={"choice": ""},
         headers={"HX-Request": "true", "X-CSRF-Token": csrf},
     )
     assert response.status_code == 422
     assert 'id="form-error"' in response.text
-    assert f'data-assignment="{assignment.group(1)}"' in response.text
+    assert f'data-assignment="{assignment}"' in response.text
 
 
 def test_logout_ends_the_session(client: TestClient, annotator: str) -> None:
