@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from preference_store.models import Assignment, AssignmentState, ItemQueue, Judgment, Response
@@ -67,6 +67,44 @@ _CANDIDATE = (
     )
     .order_by(_Q.c.item_id)
     .limit(1)
+)
+_FIRST_OPEN = aliased(_Q, name="first_open_q")
+_CANDIDATE_SKIPPING = (
+    select(
+        _Q.c.item_id,
+        select(func.min(_FIRST_OPEN.c.item_id))
+        .where(
+            _FIRST_OPEN.c.project_id == bindparam("project_id"),
+            _FIRST_OPEN.c.open_slots > _ZERO,
+            _FIRST_OPEN.c.item_id > _CURSOR,
+            ~exists().where(
+                _A.c.annotator_id == bindparam("annotator_id"),
+                _A.c.project_id == bindparam("project_id"),
+                _A.c.item_id == _FIRST_OPEN.c.item_id,
+            ),
+        )
+        .scalar_subquery()
+        .label("first_open"),
+    )
+    .where(
+        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.open_slots > _ZERO,
+        _Q.c.item_id > _CURSOR,
+        _NOT_HELD,
+    )
+    .order_by(_Q.c.item_id)
+    .limit(1)
+    .with_for_update(skip_locked=True, of=_Q)
+)
+_MARK_REOPENED = (
+    update(_Q)
+    .where(
+        _Q.c.project_id == bindparam("target_project"),
+        _Q.c.item_id >= bindparam("from_item"),
+        _Q.c.item_id < bindparam("to_item"),
+        _Q.c.open_slots > _ZERO,
+    )
+    .values(is_reopened=True)
 )
 _TAKE_SLOT = (
     update(_Q)
@@ -145,6 +183,8 @@ class Lease:
     item_id: int
     shown_order: list[int]
     leased_until: datetime
+    passed_from: int | None = None
+    """The first open item this claim passed over because another claim held its row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +228,7 @@ def claim_next(
     # SQLite runs one writer at a time; PostgreSQL needs row locks and a savepoint.
     lock_rows = session.get_bind().dialect.name == "postgresql"
     for _attempt in range(8):
-        item_id = _find_candidate(session, params, lock_rows=lock_rows)
+        item_id, passed_from = _find_candidate(session, params, lock_rows=lock_rows)
         if item_id is None:
             return None
         if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
@@ -214,7 +254,7 @@ def claim_next(
         assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
         if assignment_id is None:
             raise RuntimeError("assignment insert returned no key")
-        return Lease(int(assignment_id), item_id, order, leased_until)
+        return Lease(int(assignment_id), item_id, order, leased_until, passed_from)
     return None
 
 
@@ -224,23 +264,39 @@ def _run(session: Session, statement: Any, params: dict[str, Any]) -> CursorResu
     return session.connection().execute(statement, params)
 
 
-def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> int | None:
+def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> tuple[int | None, int | None]:
+    """The item to claim, and the first open item passed over because its row was held."""
     if not lock_rows:
-        return _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE)
-    # Reopened items are searched afresh on every claim, so skipping a locked one costs
-    # nothing. The cursor walk must not skip: a skipped item with slots left would sit
-    # below this annotator's cursor for good. It waits for the row lock instead; when
-    # PostgreSQL's re-check then drops that row, LIMIT 1 comes back empty, so look again.
+        return _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE), None
+    # PostgreSQL: skip rows other claims hold, so claimers spread out instead of queueing on
+    # the lowest open item. The same statement reads, without locking, the first open item
+    # the cursor walk would have found; when the claim passed it, the caller flags the gap
+    # reopened once committed (see mark_passed_items_reopened), so no cursor strands it.
+    item_id = _run(session, _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q), params).scalar()
+    if item_id is not None:
+        return int(item_id), None
+    row = _run(session, _CANDIDATE_SKIPPING, params).first()
+    if row is not None:
+        passed = row.first_open if row.first_open is not None and row.first_open < row.item_id else None
+        return int(row.item_id), passed
+    # Every candidate is held by a claim in flight: wait for one rather than answer
+    # "nothing left". When PostgreSQL's re-check drops the awaited row, LIMIT 1 comes back
+    # empty, so look again while any candidate exists.
     for _attempt in range(_CURSOR_RETRIES):
         found = _first_candidate(
             session,
             params,
-            _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q),
+            _REOPENED_CANDIDATE.with_for_update(of=_Q),
             _CANDIDATE.with_for_update(of=_Q),
         )
         if found is not None or _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE) is None:
-            return found
-    return None
+            return found, None
+    return None, None
+
+
+def mark_passed_items_reopened(session: Session, *, project_id: int, from_item: int, to_item: int) -> None:
+    """Flag the open items in [from_item, to_item) reopened, so cursors past them still see them."""
+    _run(session, _MARK_REOPENED, {"target_project": project_id, "from_item": from_item, "to_item": to_item})
 
 
 def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> int | None:

@@ -104,6 +104,11 @@ def next_task(
     session.commit()
     if lease is None:
         return None
+    if lease.passed_from is not None:
+        queue.mark_passed_items_reopened(
+            session, project_id=project.id, from_item=lease.passed_from, to_item=lease.item_id
+        )
+        session.commit()
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
     by_position = {response.position: response.content for response in content.responses}

@@ -1,0 +1,73 @@
+"""PostgreSQL: a claim that skips a row held by another claim must not strand that item."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from app import database
+from app.principal import command_line_principal
+from app.services import accounts, importing, projects
+from preference_store import queue
+from preference_store.base import utcnow
+from preference_store.engine import build_engine, session_factory
+from preference_store.models import AssignmentState, Role
+from tests.conftest import native_item
+from tests.databases import backend, fresh_database
+
+pytestmark = pytest.mark.skipif(backend() != "postgresql", reason="row locks are PostgreSQL's")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with fresh_database(tmp_path) as url:
+        engine = build_engine(url, pool_size=4)
+        database.upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    operator = command_line_principal()
+    with sessions() as session:
+        project = projects.create_project(session, principal=operator, slug="skip-test", name="S", overlap=2)
+        rows = [(n, native_item(f"k{n}")) for n in range(1, 4)]
+        importing.import_items(session, principal=operator, slug="skip-test", rows=rows)
+        ids = []
+        for email in ("first@example.org", "second@example.org"):
+            ids.append(accounts.create_user(session, email=email, name=email, role=Role.ANNOTATOR, password=None).id)
+    first, second = ids
+    now = utcnow()
+    with sessions() as holder, sessions() as skipper:
+        held = queue.claim_next(holder, project_id=project.id, annotator_id=first, lease_seconds=60, now=now)
+        assert held is not None
+        passed = queue.claim_next(skipper, project_id=project.id, annotator_id=second, lease_seconds=60, now=now)
+        assert passed is not None
+        assert passed.item_id > held.item_id
+        assert passed.passed_from == held.item_id
+        skipper.commit()
+        holder.rollback()  # the first claim never happened: its item still has both slots
+        queue.mark_passed_items_reopened(
+            skipper, project_id=project.id, from_item=passed.passed_from, to_item=passed.item_id
+        )
+        queue.close_lease(
+            skipper,
+            assignment_id=passed.assignment_id,
+            annotator_id=second,
+            state=AssignmentState.SUBMITTED,
+            now=now,
+        )
+        skipper.commit()
+        again = queue.claim_next(skipper, project_id=project.id, annotator_id=second, lease_seconds=60, now=now)
+        skipper.commit()
+    assert again is not None
+    assert again.item_id == held.item_id
+    with engine.connect() as connection:
+        reopened = connection.execute(
+            text("SELECT is_reopened FROM item_queue WHERE item_id = :i"), {"i": held.item_id}
+        ).scalar()
+    assert reopened is True  # still one slot open for someone else
