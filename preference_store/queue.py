@@ -72,7 +72,7 @@ _FIRST_OPEN = aliased(_Q, name="first_open_q")
 _CANDIDATE_SKIPPING = (
     select(
         _Q.c.item_id,
-        select(func.min(_FIRST_OPEN.c.item_id))
+        select(_FIRST_OPEN.c.item_id)
         .where(
             _FIRST_OPEN.c.project_id == bindparam("project_id"),
             _FIRST_OPEN.c.open_slots > _ZERO,
@@ -83,6 +83,8 @@ _CANDIDATE_SKIPPING = (
                 _A.c.item_id == _FIRST_OPEN.c.item_id,
             ),
         )
+        .order_by(_FIRST_OPEN.c.item_id)
+        .limit(1)
         .scalar_subquery()
         .label("first_open"),
     )
