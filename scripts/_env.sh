@@ -14,13 +14,18 @@ ensure_venv() {
   if [[ ",$extras," == *",train,"* ]] && ! "$PREFSTACK_VENV/bin/python" -c "import torch" 2>/dev/null; then
     # torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
     echo "==> installing torch==$TORCH_VERSION (CPU)"
-    "$PREFSTACK_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION"
+    "$PREFSTACK_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" \
+      >"$PREFSTACK_VENV/install.log" 2>&1 || { cat "$PREFSTACK_VENV/install.log" >&2; exit 1; }
   fi
   local spec="."
   [ -n "$extras" ] && spec=".[$extras]"
   echo "==> installing prefstack ($spec)"
-  "$PREFSTACK_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
-    | grep -v "^WARNING: Location" || true
+  local log="$PREFSTACK_VENV/install.log"
+  if ! "$PREFSTACK_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "pip install failed (log: $log)" >&2
+    exit 1
+  fi
   "$PREFSTACK_VENV/bin/python" -c "import app, annotation_ui, preference_store, export" \
     || { echo "prefstack did not install into $PREFSTACK_VENV" >&2; exit 1; }
 }
