@@ -41,11 +41,27 @@ _CURSOR = func.coalesce(
     .scalar_subquery(),
     0,
 )
-_NOT_HELD = ~exists().where(
-    _A.c.annotator_id == bindparam("annotator_id"),
-    _A.c.project_id == bindparam("project_id"),
-    _A.c.item_id == _Q.c.item_id,
-)
+
+
+def _not_held(queue_rows: Any) -> ColumnElement[bool]:
+    return ~exists().where(
+        _A.c.annotator_id == bindparam("annotator_id"),
+        _A.c.project_id == bindparam("project_id"),
+        _A.c.item_id == queue_rows.c.item_id,
+    )
+
+
+def _open_after_cursor(queue_rows: Any) -> tuple[ColumnElement[bool], ...]:
+    """Open items of the project past the caller's cursor that the caller never held."""
+    return (
+        queue_rows.c.project_id == bindparam("project_id"),
+        queue_rows.c.open_slots > _ZERO,
+        queue_rows.c.item_id > _CURSOR,
+        _not_held(queue_rows),
+    )
+
+
+_NOT_HELD = _not_held(_Q)
 _REOPENED_CANDIDATE = (
     select(_Q.c.item_id)
     .where(
@@ -57,43 +73,18 @@ _REOPENED_CANDIDATE = (
     .order_by(_Q.c.item_id)
     .limit(1)
 )
-_CANDIDATE = (
-    select(_Q.c.item_id)
-    .where(
-        _Q.c.project_id == bindparam("project_id"),
-        _Q.c.open_slots > _ZERO,
-        _Q.c.item_id > _CURSOR,
-        _NOT_HELD,
-    )
-    .order_by(_Q.c.item_id)
-    .limit(1)
-)
+_CANDIDATE = select(_Q.c.item_id).where(*_open_after_cursor(_Q)).order_by(_Q.c.item_id).limit(1)
 _FIRST_OPEN = aliased(_Q, name="first_open_q")
+_FIRST_OPEN_PROBE = (
+    select(_FIRST_OPEN.c.item_id)
+    .where(*_open_after_cursor(_FIRST_OPEN))
+    .order_by(_FIRST_OPEN.c.item_id)
+    .limit(1)
+    .scalar_subquery()
+)
 _CANDIDATE_SKIPPING = (
-    select(
-        _Q.c.item_id,
-        select(_FIRST_OPEN.c.item_id)
-        .where(
-            _FIRST_OPEN.c.project_id == bindparam("project_id"),
-            _FIRST_OPEN.c.open_slots > _ZERO,
-            _FIRST_OPEN.c.item_id > _CURSOR,
-            ~exists().where(
-                _A.c.annotator_id == bindparam("annotator_id"),
-                _A.c.project_id == bindparam("project_id"),
-                _A.c.item_id == _FIRST_OPEN.c.item_id,
-            ),
-        )
-        .order_by(_FIRST_OPEN.c.item_id)
-        .limit(1)
-        .scalar_subquery()
-        .label("first_open"),
-    )
-    .where(
-        _Q.c.project_id == bindparam("project_id"),
-        _Q.c.open_slots > _ZERO,
-        _Q.c.item_id > _CURSOR,
-        _NOT_HELD,
-    )
+    select(_Q.c.item_id, _FIRST_OPEN_PROBE.label("first_open"))
+    .where(*_open_after_cursor(_Q))
     .order_by(_Q.c.item_id)
     .limit(1)
     .with_for_update(skip_locked=True, of=_Q)
