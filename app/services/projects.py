@@ -175,13 +175,12 @@ def _may_work_on(
 def list_projects(session: Session, *, principal: Principal) -> list[ProjectSummary]:
     """Projects the caller can work on, with progress for leads."""
     rows = project_store.list_projects(session, member_id=None if principal.is_staff else principal.id)
+    progress = (
+        project_store.project_progress(session, project_ids=[row.id for row in rows]) if principal.is_staff else {}
+    )
     return [
         ProjectSummary(
-            slug=row.slug,
-            name=row.name,
-            kind=row.kind.value,
-            overlap=row.overlap,
-            progress=project_store.project_progress(session, project_id=row.id) if principal.is_staff else None,
+            slug=row.slug, name=row.name, kind=row.kind.value, overlap=row.overlap, progress=progress.get(row.id)
         )
         for row in rows
     ]
