@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -120,6 +120,20 @@ _INSERT_ASSIGNMENT = _A.insert().values(
     created_at=bindparam("now"),
 )
 # Ordered, so that concurrent reapers lock rows in the same order and never deadlock.
+_INSERT_ASSIGNMENT_UNLESS_LEASED = (
+    postgresql.insert(_A)
+    .values(
+        project_id=bindparam("project_id"),
+        item_id=bindparam("item_id"),
+        annotator_id=bindparam("annotator_id"),
+        shown_order=bindparam("shown_order"),
+        state=_LEASED,
+        leased_until=bindparam("leased_until"),
+        created_at=bindparam("now"),
+    )
+    .on_conflict_do_nothing()
+    .returning(_A.c.id)
+)
 _EXPIRED_LEASES = (
     select(_A.c.id, _A.c.item_id)
     .where(
@@ -218,7 +232,7 @@ def claim_next(
 
     if reap_expired:
         expire_stale_leases(session, project_id=project_id, now=now)
-    # SQLite runs one writer at a time; PostgreSQL needs row locks and a savepoint.
+    # SQLite runs one writer at a time; PostgreSQL needs row locks.
     lock_rows = session.get_bind().dialect.name == "postgresql"
     for _attempt in range(8):
         item_id, passed_from = _find_candidate(session, params, lock_rows=lock_rows)
@@ -231,22 +245,21 @@ def claim_next(
         (rng or _RNG).shuffle(order)
         leased_until = now + timedelta(seconds=lease_seconds)
         values = {**params, "item_id": item_id, "shown_order": order, "leased_until": leased_until, "now": now}
-        try:
-            if lock_rows:
-                with session.begin_nested():
-                    result = _run(session, _INSERT_ASSIGNMENT, values)
-            else:
-                result = _run(session, _INSERT_ASSIGNMENT, values)
-        except IntegrityError:
-            # Another request of the same annotator won the race; serve its lease.
-            raced = _run(session, _LIVE_LEASE, params).first()
-            if raced is None:
-                raise
-            _run(session, _RETURN_SLOT, {"target_item": item_id})
-            return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
-        assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        if assignment_id is None:
-            raise RuntimeError("assignment insert returned no key")
+        if lock_rows:
+            # A concurrent request of the same annotator may have leased first (the live-lease
+            # index refuses a second): then serve that lease and give this slot back.
+            assignment_id = _run(session, _INSERT_ASSIGNMENT_UNLESS_LEASED, values).scalar()
+            if assignment_id is None:
+                raced = _run(session, _LIVE_LEASE, params).first()
+                if raced is None:
+                    raise RuntimeError("assignment refused but no live lease found")
+                _run(session, _RETURN_SLOT, {"target_item": item_id})
+                return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
+        else:
+            result = _run(session, _INSERT_ASSIGNMENT, values)
+            assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            if assignment_id is None:
+                raise RuntimeError("assignment insert returned no key")
         return Lease(int(assignment_id), item_id, order, leased_until, passed_from)
     return None
 

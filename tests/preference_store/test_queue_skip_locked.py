@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,3 +72,45 @@ def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
             text("SELECT is_reopened FROM item_queue WHERE item_id = :i"), {"i": held.item_id}
         ).scalar()
     assert reopened is True  # still one slot open for someone else
+
+
+def test_two_claims_of_one_annotator_at_once_share_one_lease(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    operator = command_line_principal()
+    with sessions() as session:
+        project = projects.create_project(session, principal=operator, slug="race-test", name="R", overlap=1)
+        importing.import_items(
+            session, principal=operator, slug="race-test", rows=[(n, native_item(f"r{n}")) for n in range(1, 4)]
+        )
+        annotator = accounts.create_user(
+            session, email="racer@example.org", name="r", role=Role.ANNOTATOR, password=None
+        ).id
+    now = utcnow()
+    second: list[queue.Lease | None] = []
+    with sessions() as first_session, sessions() as second_session:
+        first = queue.claim_next(
+            first_session, project_id=project.id, annotator_id=annotator, lease_seconds=60, now=now
+        )
+
+        def claim_again() -> None:
+            lease = queue.claim_next(
+                second_session, project_id=project.id, annotator_id=annotator, lease_seconds=60, now=now
+            )
+            second_session.commit()
+            second.append(lease)
+
+        racer = threading.Thread(target=claim_again)
+        racer.start()
+        racer.join(timeout=0.5)
+        assert racer.is_alive()  # waiting on the first claim's live lease
+        first_session.commit()
+        racer.join(timeout=10)
+    assert first is not None and second and second[0] is not None
+    assert second[0].assignment_id == first.assignment_id
+    with engine.connect() as connection:
+        leases = connection.execute(text("SELECT count(*) FROM assignment WHERE annotator_id = :a"), {"a": annotator})
+        assert leases.scalar() == 1
+        slots = connection.execute(
+            text("SELECT sum(open_slots) FROM item_queue WHERE project_id = :p"), {"p": project.id}
+        ).scalar()
+    assert slots == 2  # the second claim gave its slot back
