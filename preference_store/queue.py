@@ -89,15 +89,18 @@ _CANDIDATE_SKIPPING = (
     .limit(1)
     .with_for_update(skip_locked=True, of=_Q)
 )
-_MARK_REOPENED = (
-    update(_Q)
+_OPEN_BETWEEN = (
+    select(_Q.c.item_id)
     .where(
-        _Q.c.project_id == bindparam("target_project"),
+        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.open_slots > _ZERO,
         _Q.c.item_id >= bindparam("from_item"),
         _Q.c.item_id < bindparam("to_item"),
-        _Q.c.open_slots > _ZERO,
     )
-    .values(is_reopened=True)
+    .order_by(_Q.c.item_id)
+)
+_MARK_REOPENED = (
+    update(_Q).where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > _ZERO).values(is_reopened=True)
 )
 _TAKE_SLOT = (
     update(_Q)
@@ -277,7 +280,7 @@ def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool
     # PostgreSQL: skip rows other claims hold, so claimers spread out instead of queueing on
     # the lowest open item. The same statement reads, without locking, the first open item
     # the cursor walk would have found; when the claim passed it, the caller flags the gap
-    # reopened once committed (see mark_passed_items_reopened), so no cursor strands it.
+    # reopened once committed (open_items_between, mark_reopened), so no cursor strands it.
     item_id = _run(session, _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q), params).scalar()
     if item_id is not None:
         return int(item_id), None
@@ -300,9 +303,15 @@ def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool
     return None, None
 
 
-def mark_passed_items_reopened(session: Session, *, project_id: int, from_item: int, to_item: int) -> None:
-    """Flag the open items in [from_item, to_item) reopened, so cursors past them still see them."""
-    _run(session, _MARK_REOPENED, {"target_project": project_id, "from_item": from_item, "to_item": to_item})
+def open_items_between(session: Session, *, project_id: int, from_item: int, to_item: int) -> list[int]:
+    """Open items of the project with ids in [from_item, to_item), read without locking."""
+    rows = _run(session, _OPEN_BETWEEN, {"project_id": project_id, "from_item": from_item, "to_item": to_item})
+    return [int(row.item_id) for row in rows]
+
+
+def mark_reopened(session: Session, *, item_id: int) -> None:
+    """Flag an item reopened if it still has open slots, so cursors past it still see it."""
+    _run(session, _MARK_REOPENED, {"target_item": item_id})
 
 
 def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> int | None:

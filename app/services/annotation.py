@@ -105,10 +105,7 @@ def next_task(
     if lease is None:
         return None
     if lease.passed_from is not None:
-        queue.mark_passed_items_reopened(
-            session, project_id=project.id, from_item=lease.passed_from, to_item=lease.item_id
-        )
-        session.commit()
+        _flag_passed_items(session, project_id=project.id, from_item=lease.passed_from, to_item=lease.item_id)
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
     by_position = {response.position: response.content for response in content.responses}
@@ -127,6 +124,16 @@ def next_task(
         leased_until=lease.leased_until,
         guidelines_version=project.guidelines_version,
     )
+
+
+def _flag_passed_items(session: Session, *, project_id: int, from_item: int, to_item: int) -> None:
+    # One short transaction per item: waiting for a row another claim holds while holding
+    # none ourselves can never be part of a deadlock.
+    passed = queue.open_items_between(session, project_id=project_id, from_item=from_item, to_item=to_item)
+    session.rollback()
+    for item_id in passed:
+        queue.mark_reopened(session, item_id=item_id)
+        session.commit()
 
 
 def submit_pairwise(

@@ -52,9 +52,10 @@ def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
         assert passed.passed_from == held.item_id
         skipper.commit()
         holder.rollback()  # the first claim never happened: its item still has both slots
-        queue.mark_passed_items_reopened(
+        for item_id in queue.open_items_between(
             skipper, project_id=project.id, from_item=passed.passed_from, to_item=passed.item_id
-        )
+        ):
+            queue.mark_reopened(skipper, item_id=item_id)
         queue.close_lease(
             skipper,
             assignment_id=passed.assignment_id,
