@@ -113,30 +113,20 @@ _TAKE_SLOT = (
 _RETURN_SLOT = (
     update(_Q).where(_Q.c.item_id == bindparam("target_item")).values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
 )
-_INSERT_ASSIGNMENT = _A.insert().values(
-    project_id=bindparam("project_id"),
-    item_id=bindparam("item_id"),
-    annotator_id=bindparam("annotator_id"),
-    shown_order=bindparam("shown_order"),
-    state=_LEASED,
-    leased_until=bindparam("leased_until"),
-    created_at=bindparam("now"),
+_NEW_ASSIGNMENT = {
+    "project_id": bindparam("project_id"),
+    "item_id": bindparam("item_id"),
+    "annotator_id": bindparam("annotator_id"),
+    "shown_order": bindparam("shown_order"),
+    "state": _LEASED,
+    "leased_until": bindparam("leased_until"),
+    "created_at": bindparam("now"),
+}
+_INSERT_ASSIGNMENT = _A.insert().values(**_NEW_ASSIGNMENT)
+_INSERT_ASSIGNMENT_UNLESS_LEASED = (
+    postgresql.insert(_A).values(**_NEW_ASSIGNMENT).on_conflict_do_nothing().returning(_A.c.id)
 )
 # Ordered, so that concurrent reapers lock rows in the same order and never deadlock.
-_INSERT_ASSIGNMENT_UNLESS_LEASED = (
-    postgresql.insert(_A)
-    .values(
-        project_id=bindparam("project_id"),
-        item_id=bindparam("item_id"),
-        annotator_id=bindparam("annotator_id"),
-        shown_order=bindparam("shown_order"),
-        state=_LEASED,
-        leased_until=bindparam("leased_until"),
-        created_at=bindparam("now"),
-    )
-    .on_conflict_do_nothing()
-    .returning(_A.c.id)
-)
 _EXPIRED_LEASES = (
     select(_A.c.id, _A.c.item_id)
     .where(
