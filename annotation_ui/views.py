@@ -124,15 +124,31 @@ def home(request: Request, session: DbSession, principal: CurrentPrincipal) -> R
 def annotate_page(
     request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
 ) -> Response:
+    return _task_page(request, slug, session, context, principal)
+
+
+def _task_page(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    context: Context,
+    principal: Principal,
+    *,
+    error: str | None = None,
+    rationale: str = "",
+    status_code: int = 200,
+) -> Response:
+    """The annotate page (or its task block for htmx) with the caller's current lease."""
     task = annotation.next_task(
         session, principal=principal, slug=slug, cache=context.project_cache, reaper=context.lease_reaper
     )
-    project = projects.get_project(session, principal=principal, slug=slug)
+    project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
     return render(
         request,
         "annotate.html",
-        {"task": task, "project": project, "error": None, "choices": CHOICES},
+        {"task": task, "project": project, "error": error, "rationale": rationale, "choices": CHOICES},
         block="task",
+        status_code=status_code,
     )
 
 
@@ -169,19 +185,13 @@ def submit(
         )
     except InvalidInput as error:
         session.rollback()
-        task = annotation.next_task(session, principal=principal, slug=slug)
-        project = projects.get_project(session, principal=principal, slug=slug)
         message = "Pick A, B, tie or both bad first." if error.field == "choice" else error.message
-        return render(
-            request,
-            "annotate.html",
-            {"task": task, "project": project, "error": message, "rationale": rationale, "choices": CHOICES},
-            block="task",
-            status_code=422,
+        return _task_page(
+            request, slug, session, context, principal, error=message, rationale=rationale, status_code=422
         )
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    return annotate_page(request, slug, session, context, principal)
+    return _task_page(request, slug, session, context, principal)
 
 
 def _page_to_return_to(request: Request) -> str:

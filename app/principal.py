@@ -47,10 +47,6 @@ class Principal:
         if not self.is_staff:
             raise PermissionDenied("lead_role_required", "This needs a lead or admin account.")
 
-    def require_admin(self) -> None:
-        if self.user.role is not Role.ADMIN:
-            raise PermissionDenied("admin_role_required", "This needs an admin account.")
-
 
 def command_line_principal() -> Principal:
     """The operator at the `prefstack` command line: an admin who is not a stored user."""

@@ -16,10 +16,6 @@ class PairwiseOutcome:
     votes: int
     agreeing: int
 
-    @property
-    def agreement(self) -> float:
-        return self.agreeing / self.votes if self.votes else 0.0
-
 
 def pairwise_majority(payloads: Sequence[dict[str, Any]]) -> PairwiseOutcome:
     """The response more than half of the judgments preferred; ties and both-bad never win.

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from preference_store.models import Item, ItemQueue, Response
@@ -146,8 +146,3 @@ def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
             StoredResponse(row.position, row.content, row.model_name, dict(row.response_metadata or {})) for row in rows
         ],
     )
-
-
-def count_items(session: Session, *, project_id: int) -> int:
-    """How many items the project holds."""
-    return int(session.scalar(select(func.count()).select_from(Item).where(Item.project_id == project_id)) or 0)

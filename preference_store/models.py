@@ -104,7 +104,6 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
 

@@ -366,11 +366,6 @@ def revive_expired_for_submission(
     return True
 
 
-def return_slot(session: Session, *, item_id: int) -> None:
-    """Give an item's slot back to the pool (after a skip)."""
-    _run(session, _RETURN_SLOT, {"target_item": item_id})
-
-
 def insert_judgment(
     session: Session,
     *,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from annotation_ui.asgi import create_app
 from app import database
 from app.principal import Principal, command_line_principal
-from app.services import accounts, projects
+from app.services import accounts
 from app.settings import Settings
 from preference_store.engine import build_engine
 from preference_store.models import Role
@@ -129,9 +129,3 @@ def native_item(
         "responses": [{"model": "m-a", "content": a}, {"model": "m-b", "content": b}],
         "metadata": {"language": "en", "market": "US", "category": "spam"},
     }
-
-
-@pytest.fixture
-def pairwise_project(session: Session, operator: Principal) -> str:
-    projects.create_project(session, principal=operator, slug="safety-en", name="Safety EN", overlap=2)
-    return "safety-en"

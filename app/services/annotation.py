@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
-from app.services.projects import ProjectAccessCache, get_project, project_by_id
+from app.services.projects import PAIRWISE_RESPONSES, ProjectAccessCache, get_project, project_by_id
 from preference_store import items as item_store
 from preference_store import queue
 from preference_store.base import utcnow
@@ -95,7 +95,7 @@ def next_task(
         session,
         project_id=project.id,
         annotator_id=principal.id,
-        response_count=2,
+        response_count=PAIRWISE_RESPONSES,
         lease_seconds=project.lease_seconds,
         now=now,
         reap_expired=reaper is None or reaper.due(project.id, now),

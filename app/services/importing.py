@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, Problem
 from app.principal import Principal
-from app.services.projects import get_project
+from app.services.projects import PAIRWISE_RESPONSES, get_project
 from preference_store import items as item_store
 from preference_store.engine import begin_write
 from preference_store.items import NewItem, NewResponse
@@ -62,7 +62,7 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         if isinstance(value, Problem):
             problems.append(value)
             continue
-        item, item_problems = validate_item(value, row=row_number, response_count=2)
+        item, item_problems = validate_item(value, row=row_number, response_count=PAIRWISE_RESPONSES)
         if item is not None and item.external_id in seen:
             item_problems.append(
                 Problem(f"duplicate of line {seen[item.external_id]}", field="external_id", row=row_number)

@@ -22,6 +22,8 @@ from preference_store.projects import ProjectProgress, ProjectRow
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 MAX_OVERLAP = 50
 SUPPORTED_KINDS = frozenset({ProjectKind.PAIRWISE})
+PAIRWISE_RESPONSES = 2
+"""Responses per item in a pairwise project."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +125,6 @@ class ProjectAccessCache:
             with self._lock:
                 self._trim(self._members)
                 self._members[(project_id, user_id)] = (time.monotonic() + self._ttl, is_member)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._projects.clear()
-            self._members.clear()
 
     @staticmethod
     def _trim(entries: dict[Any, Any]) -> None:

@@ -76,11 +76,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "last_used_at",
-            sa.DateTime(timezone=True),
-            nullable=True,
-        ),
-        sa.Column(
             "revoked_at",
             sa.DateTime(timezone=True),
             nullable=True,
