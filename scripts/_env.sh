@@ -9,7 +9,8 @@ ensure_venv() {
   if [ ! -x "$PREFSTACK_VENV/bin/python" ]; then
     echo "==> creating virtualenv $PREFSTACK_VENV"
     python3 -m venv "$PREFSTACK_VENV"
-    "$PREFSTACK_VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$PREFSTACK_VENV/bin/python" -m pip install --quiet --upgrade pip >"$PREFSTACK_VENV/install.log" 2>&1 \
+      || { cat "$PREFSTACK_VENV/install.log" >&2; exit 1; }
   fi
   if [[ ",$extras," == *",train,"* ]] && ! "$PREFSTACK_VENV/bin/python" -c "import torch" 2>/dev/null; then
     # torch first and pinned: the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
