@@ -17,6 +17,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
 templates.env.filters["markdown"] = render_markdown
 templates.env.autoescape = True
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
 
 def is_htmx(request: Request) -> bool:

@@ -296,9 +296,7 @@ def seed(target: Target, *, users: int, batch: int) -> None:
             for start in range(0, target.items, batch):
                 chunk: list[NewItem] = []
                 for number in range(start + 1, min(start + batch, target.items) + 1):
-                    item, problems = importing.validate_item(
-                        bench_item(rnd, words, number), row=number, response_count=2
-                    )
+                    item, problems = importing.validate_item(bench_item(rnd, words, number), row=number)
                     if item is None or problems:
                         raise RuntimeError(f"bench item {number} is invalid: {problems}")
                     chunk.append(item)

@@ -10,6 +10,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from preference_store.models import Item, ItemQueue, Response
+from preference_store.queue import queue_language, queue_rank
 
 _IN_CHUNK = 500
 
@@ -32,6 +33,8 @@ class NewItem:
     responses: list[NewResponse]
     metadata: dict[str, Any]
     content_hash: str
+    priority: int = 0
+    is_sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class ItemContent:
     external_id: str
     messages: list[dict[str, Any]]
     metadata: dict[str, Any]
+    is_sensitive: bool
     responses: list[StoredResponse]
 
 
@@ -63,6 +67,7 @@ _ITEM_WITH_RESPONSES = (
         _I.c.external_id,
         _I.c.messages,
         _I.c.metadata,
+        _I.c.is_sensitive,
         _R.c.position,
         _R.c.content,
         _R.c.model_name,
@@ -102,6 +107,7 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
                 "messages": item.messages,
                 "metadata_": item.metadata,
                 "content_hash": item.content_hash,
+                "is_sensitive": item.is_sensitive,
             }
             for item in items
         ],
@@ -123,8 +129,15 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
     session.execute(
         insert(ItemQueue),
         [
-            {"item_id": item_id, "project_id": project_id, "open_slots": open_slots, "is_reopened": False}
-            for item_id in item_ids
+            {
+                "item_id": item_id,
+                "project_id": project_id,
+                "open_slots": open_slots,
+                "is_reopened": False,
+                "rank": queue_rank(item_id, item.priority),
+                "language": queue_language(item.metadata.get("language")),
+            }
+            for item_id, item in zip(item_ids, items, strict=True)
         ],
     )
     return len(item_ids)
@@ -142,6 +155,7 @@ def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
         external_id=first.external_id,
         messages=list(first.messages),
         metadata=dict(first.metadata or {}),
+        is_sensitive=bool(first.is_sensitive),
         responses=[
             StoredResponse(row.position, row.content, row.model_name, dict(row.response_metadata or {})) for row in rows
         ],

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Enum,
     ForeignKey,
     Index,
@@ -74,6 +75,7 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
     languages: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    ui_language: Mapped[str | None] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -124,6 +126,19 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class GuidelinesVersion(Base):
+    """Every version of a project's guidelines; judgments record the one they were made under."""
+
+    __tablename__ = "guidelines_version"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ProjectMember(Base):
     """Which annotators work on which project (leads and admins see every project)."""
 
@@ -146,6 +161,7 @@ class Item(Base):
     messages: Mapped[list[dict[str, Any]]] = mapped_column(PortableJSON)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
+    is_sensitive: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     responses: Mapped[list[Response]] = relationship(
@@ -158,8 +174,10 @@ class ItemQueue(Base):
 
     `open_slots` counts the assignments an item can still take (overlap minus live
     leases and submissions); the partial indexes hold only items that can be served.
-    `is_reopened` marks items whose slot came back from an expired or skipped lease,
-    which annotators' cursors may already have passed.
+    `rank` is the serving order (priority first, then import order, see
+    `preference_store.queue.queue_rank`). `is_reopened` marks items whose slot came back
+    from an expired or skipped lease, or whose priority changed, which annotators'
+    cursors may already have passed. `language` routes items to annotators.
     """
 
     __tablename__ = "item_queue"
@@ -167,7 +185,7 @@ class ItemQueue(Base):
         Index(
             "ix_item_queue_open",
             "project_id",
-            "item_id",
+            "rank",
             sqlite_where=text("open_slots > 0"),
             postgresql_where=text("open_slots > 0"),
         ),
@@ -179,7 +197,7 @@ class ItemQueue(Base):
             "ix_item_queue_reopened",
             "project_id",
             "is_reopened",
-            "item_id",
+            "rank",
             sqlite_where=text("is_reopened = 1 AND open_slots > 0"),
             postgresql_where=text("is_reopened AND open_slots > 0"),
         ),
@@ -189,6 +207,8 @@ class ItemQueue(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     open_slots: Mapped[int] = mapped_column(Integer)
     is_reopened: Mapped[bool] = mapped_column(default=False)
+    rank: Mapped[int] = mapped_column(BigInteger)
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Response(Base):
@@ -229,6 +249,7 @@ class Assignment(Base):
             postgresql_where=text("state = 'leased'"),
         ),
         Index("ix_assignment_item_id", "item_id"),
+        Index("ix_assignment_cursor", "annotator_id", "project_id", "queue_rank"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -236,6 +257,7 @@ class Assignment(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
     shown_order: Mapped[list[int]] = mapped_column(PortableJSON)
+    queue_rank: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[AssignmentState] = mapped_column(_str_enum(AssignmentState, "assignment_state"))
     leased_until: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -244,17 +266,44 @@ class Assignment(Base):
 
 
 class Judgment(Base):
-    """An annotator's verdict on one assignment; at most one per assignment."""
+    """An annotator's verdict on one assignment; at most one per assignment.
+
+    The row holds the current version; earlier versions move to `judgment_revision`.
+    `verdict` is the decision in a canonical short form, so disagreement is a GROUP BY.
+    """
 
     __tablename__ = "judgment"
-    __table_args__ = (Index("ix_judgment_project_id_item_id", "project_id", "item_id"),)
+    __table_args__ = (
+        Index("ix_judgment_project_id_item_id", "project_id", "item_id"),
+        Index("ix_judgment_annotator_day", "annotator_id", "project_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id", ondelete="CASCADE"), unique=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
-    annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
     payload: Mapped[dict[str, Any]]
     time_spent_ms: Mapped[int | None]
     guidelines_version: Mapped[int]
+    verdict: Mapped[str] = mapped_column(String(120))
+    revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revised_at: Mapped[datetime | None]
+
+
+class JudgmentRevision(Base):
+    """An earlier version of a judgment, kept when its annotator changed it."""
+
+    __tablename__ = "judgment_revision"
+    __table_args__ = (UniqueConstraint("judgment_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgment.id", ondelete="CASCADE"))
+    revision: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+    verdict: Mapped[str] = mapped_column(String(120))
+    time_spent_ms: Mapped[int | None]
+    guidelines_version: Mapped[int]
+    made_at: Mapped[datetime]
+    replaced_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, insert, select
+from sqlalchemy import Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from preference_store.models import Item, ItemQueue, Judgment, Project, ProjectKind, ProjectMember
+from preference_store.models import (
+    GuidelinesVersion,
+    Item,
+    ItemQueue,
+    Judgment,
+    Project,
+    ProjectKind,
+    ProjectMember,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +189,55 @@ def get_project_by_id(session: Session, *, project_id: int) -> ProjectRow | None
     """The project with this id, or None."""
     row = session.connection().execute(_BY_ID, {"project_id": project_id}).first()
     return None if row is None else _to_row(row)
+
+
+@dataclass(frozen=True, slots=True)
+class GuidelinesVersionRow:
+    version: int
+    text: str
+    note: str
+    created_at: datetime
+
+
+def add_guidelines_version(
+    session: Session, *, project_id: int, version: int, text: str, note: str, created_by_id: int | None
+) -> None:
+    """Keep a version of a project's guidelines."""
+    session.execute(
+        insert(GuidelinesVersion).values(
+            project_id=project_id, version=version, text=text, note=note, created_by_id=created_by_id
+        )
+    )
+
+
+def set_current_guidelines(session: Session, *, project_id: int, version: int, text: str) -> None:
+    """Make a version the one annotators see and judgments record."""
+    session.execute(update(Project).where(Project.id == project_id).values(guidelines=text, guidelines_version=version))
+
+
+def guidelines_versions(session: Session, *, project_id: int) -> list[GuidelinesVersionRow]:
+    """Every version of the project's guidelines, newest first."""
+    rows = session.execute(
+        select(GuidelinesVersion.version, GuidelinesVersion.text, GuidelinesVersion.note, GuidelinesVersion.created_at)
+        .where(GuidelinesVersion.project_id == project_id)
+        .order_by(GuidelinesVersion.version.desc())
+    )
+    return [GuidelinesVersionRow(*row) for row in rows]
+
+
+def update_settings(session: Session, *, project_id: int, settings: dict[str, Any]) -> None:
+    """Replace a project's settings."""
+    session.execute(update(Project).where(Project.id == project_id).values(settings=settings))
+
+
+def item_ids_by_external_id(session: Session, *, project_id: int, external_ids: list[str]) -> dict[str, int]:
+    """Item ids of the project for the external ids that exist."""
+    found: dict[str, int] = {}
+    for start in range(0, len(external_ids), 500):
+        rows = session.execute(
+            select(Item.external_id, Item.id).where(
+                Item.project_id == project_id, Item.external_id.in_(external_ids[start : start + 500])
+            )
+        )
+        found.update((external_id, item_id) for external_id, item_id in rows)
+    return found

@@ -9,12 +9,14 @@ the few reopened items first, then walks the open-items index from the cursor.
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, select, update
+from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,6 +26,23 @@ from preference_store.models import Assignment, AssignmentState, ItemQueue, Judg
 _A = cast(Table, Assignment.__table__)
 _Q = cast(Table, ItemQueue.__table__)
 _J = cast(Table, Judgment.__table__)
+
+PRIORITY_LIMIT = 1000
+"""Item priorities run from -PRIORITY_LIMIT to PRIORITY_LIMIT; higher is served first."""
+_RANK_STEP = 2**40
+
+
+def queue_rank(item_id: int, priority: int = 0) -> int:
+    """An item's place in the serving order: by priority, then by import order."""
+    return (PRIORITY_LIMIT - priority) * _RANK_STEP + item_id
+
+
+def queue_language(language: object) -> str | None:
+    """The routing key of a content language tag: its primary subtag ('th-TH' -> 'th')."""
+    if not isinstance(language, str) or not language.strip():
+        return None
+    return language.strip().split("-")[0].split("_")[0].lower()[:16]
+
 
 # Literal 0 as in the partial indexes' WHERE clauses, so PostgreSQL's generic plans can
 # prove the index applies.
@@ -36,7 +55,7 @@ _LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until)
     _A.c.state == _LEASED,
 )
 _CURSOR = func.coalesce(
-    select(func.max(_A.c.item_id))
+    select(func.max(_A.c.queue_rank))
     .where(_A.c.annotator_id == bindparam("annotator_id"), _A.c.project_id == bindparam("project_id"))
     .scalar_subquery(),
     0,
@@ -51,53 +70,64 @@ def _not_held(queue_rows: Any) -> ColumnElement[bool]:
     )
 
 
-def _open_after_cursor(queue_rows: Any) -> tuple[ColumnElement[bool], ...]:
-    """Open items of the project past the caller's cursor that the caller never held."""
-    return (
-        queue_rows.c.project_id == bindparam("project_id"),
-        queue_rows.c.open_slots > _ZERO,
-        queue_rows.c.item_id > _CURSOR,
-        _not_held(queue_rows),
-    )
+def _routed(queue_rows: Any) -> ColumnElement[bool]:
+    """Items in one of the caller's languages, or in none at all."""
+    return or_(queue_rows.c.language.is_(None), queue_rows.c.language.in_(bindparam("languages", expanding=True)))
 
 
-_NOT_HELD = _not_held(_Q)
-_REOPENED_CANDIDATE = (
-    select(_Q.c.item_id)
-    .where(
-        _Q.c.project_id == bindparam("project_id"),
-        _Q.c.is_reopened,
-        _Q.c.open_slots > _ZERO,
-        _NOT_HELD,
+@dataclass(frozen=True, slots=True)
+class _ClaimStatements:
+    reopened: Any
+    candidate: Any
+    candidate_skipping: Any
+
+
+@functools.cache
+def _claim_statements(routed: bool) -> _ClaimStatements:
+    """The claim's SELECTs, with or without language routing (compiled once each)."""
+
+    def open_after_cursor(queue_rows: Any) -> tuple[ColumnElement[bool], ...]:
+        conditions = (
+            queue_rows.c.project_id == bindparam("project_id"),
+            queue_rows.c.open_slots > _ZERO,
+            queue_rows.c.rank > _CURSOR,
+            _not_held(queue_rows),
+        )
+        return (*conditions, _routed(queue_rows)) if routed else conditions
+
+    reopened_conditions = [_Q.c.project_id == bindparam("project_id"), _Q.c.is_reopened, _Q.c.open_slots > _ZERO]
+    reopened_conditions.append(_not_held(_Q))
+    if routed:
+        reopened_conditions.append(_routed(_Q))
+    reopened = select(_Q.c.item_id, _Q.c.rank).where(*reopened_conditions).order_by(_Q.c.rank).limit(1)
+    candidate = select(_Q.c.item_id, _Q.c.rank).where(*open_after_cursor(_Q)).order_by(_Q.c.rank).limit(1)
+    first_open = aliased(_Q, name="first_open_q")
+    first_open_probe = (
+        select(first_open.c.rank)
+        .where(*open_after_cursor(first_open))
+        .order_by(first_open.c.rank)
+        .limit(1)
+        .scalar_subquery()
     )
-    .order_by(_Q.c.item_id)
-    .limit(1)
-)
-_CANDIDATE = select(_Q.c.item_id).where(*_open_after_cursor(_Q)).order_by(_Q.c.item_id).limit(1)
-_FIRST_OPEN = aliased(_Q, name="first_open_q")
-_FIRST_OPEN_PROBE = (
-    select(_FIRST_OPEN.c.item_id)
-    .where(*_open_after_cursor(_FIRST_OPEN))
-    .order_by(_FIRST_OPEN.c.item_id)
-    .limit(1)
-    .scalar_subquery()
-)
-_CANDIDATE_SKIPPING = (
-    select(_Q.c.item_id, _FIRST_OPEN_PROBE.label("first_open"))
-    .where(*_open_after_cursor(_Q))
-    .order_by(_Q.c.item_id)
-    .limit(1)
-    .with_for_update(skip_locked=True, of=_Q)
-)
+    candidate_skipping = (
+        select(_Q.c.item_id, _Q.c.rank, first_open_probe.label("first_open"))
+        .where(*open_after_cursor(_Q))
+        .order_by(_Q.c.rank)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=_Q)
+    )
+    return _ClaimStatements(reopened, candidate, candidate_skipping)
+
+
 _OPEN_BETWEEN = (
     select(_Q.c.item_id)
     .where(
         _Q.c.project_id == bindparam("project_id"),
         _Q.c.open_slots > _ZERO,
-        _Q.c.item_id >= bindparam("from_item"),
-        _Q.c.item_id < bindparam("to_item"),
+        _Q.c.rank >= bindparam("from_rank"),
+        _Q.c.rank < bindparam("to_rank"),
     )
-    .order_by(_Q.c.item_id)
+    .order_by(_Q.c.rank)
 )
 _MARK_REOPENED = (
     update(_Q).where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > _ZERO).values(is_reopened=True)
@@ -118,6 +148,7 @@ _NEW_ASSIGNMENT = {
     "item_id": bindparam("item_id"),
     "annotator_id": bindparam("annotator_id"),
     "shown_order": bindparam("shown_order"),
+    "queue_rank": bindparam("queue_rank"),
     "state": _LEASED,
     "leased_until": bindparam("leased_until"),
     "created_at": bindparam("now"),
@@ -143,7 +174,7 @@ _CLOSE_LEASE = (
         _A.c.annotator_id == bindparam("target_annotator"),
         _A.c.state == _LEASED,
     )
-    .values(state=bindparam("new_state"), closed_at=bindparam("closed"))
+    .values(state=bindparam("new_state"), closed_at=bindparam("closed"), skip_reason=bindparam("reason"))
 )
 _EXPIRE_ONE = (
     update(_A)
@@ -170,6 +201,7 @@ _INSERT_JUDGMENT = _J.insert().values(
     payload=bindparam("payload"),
     time_spent_ms=bindparam("time_spent_ms"),
     guidelines_version=bindparam("guidelines_version"),
+    verdict=bindparam("verdict"),
     created_at=bindparam("now"),
 )
 _JUDGMENT_FOR_ASSIGNMENT = select(_J.c.id, _J.c.payload).where(_J.c.assignment_id == bindparam("assignment_id"))
@@ -184,7 +216,8 @@ class Lease:
     shown_order: list[int]
     leased_until: datetime
     passed_from: int | None = None
-    """The first open item this claim passed over because another claim held its row."""
+    """The rank of the first open item this claim passed over because another claim held its row."""
+    queue_rank: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +241,17 @@ def claim_next(
     lease_seconds: int,
     now: datetime,
     reap_expired: bool = True,
+    languages: Sequence[str] | None = None,
+    allow_new: bool = True,
     rng: random.Random | None = None,
 ) -> Lease | None:
     """Lease the caller's next item, or return the live lease they already hold.
 
-    Returns None when nothing is left for this annotator. `response_count` fixes how
-    many responses each item has; when None it is read from the item. `reap_expired`
-    also returns the slots of the project's expired leases first.
+    Returns None when nothing is left for this annotator (or, with `allow_new` False,
+    when they hold no live lease). `response_count` fixes how many responses each item
+    has; when None it is read from the item. `reap_expired` also returns the slots of the
+    project's expired leases first. `languages`, when given, routes: only items in one of
+    them (or in no language) are served.
     """
     params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
     live = _run(session, _LIVE_LEASE, params).first()
@@ -222,22 +259,36 @@ def claim_next(
         if live.leased_until > now:
             return Lease(live.id, live.item_id, list(live.shown_order), live.leased_until)
         _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
+    if not allow_new:
+        return None
 
     if reap_expired:
         expire_stale_leases(session, project_id=project_id, now=now)
+    statements = _claim_statements(languages is not None)
+    if languages is not None:
+        params["languages"] = list(languages)
     # SQLite runs one writer at a time; PostgreSQL needs row locks.
     lock_rows = session.get_bind().dialect.name == "postgresql"
     for _attempt in range(8):
-        item_id, passed_from = _find_candidate(session, params, lock_rows=lock_rows)
-        if item_id is None:
+        found, passed_from = _find_candidate(session, params, statements, lock_rows=lock_rows)
+        if found is None:
             return None
+        item_id, rank = found
         if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
             continue
         count = response_count if response_count is not None else _response_count(session, item_id)
         order = list(range(count))
         (rng or _RNG).shuffle(order)
         leased_until = now + timedelta(seconds=lease_seconds)
-        values = {**params, "item_id": item_id, "shown_order": order, "leased_until": leased_until, "now": now}
+        values = {
+            **params,
+            "item_id": item_id,
+            "queue_rank": rank,
+            "shown_order": order,
+            "leased_until": leased_until,
+            "now": now,
+        }
+        values.pop("languages", None)
         if lock_rows:
             # A concurrent request of the same annotator may have leased first (the live-lease
             # index refuses a second): then serve that lease and give this slot back.
@@ -253,7 +304,7 @@ def claim_next(
             assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
             if assignment_id is None:
                 raise RuntimeError("assignment insert returned no key")
-        return Lease(int(assignment_id), item_id, order, leased_until, passed_from)
+        return Lease(int(assignment_id), item_id, order, leased_until, passed_from, rank)
     return None
 
 
@@ -263,21 +314,27 @@ def _run(session: Session, statement: Any, params: dict[str, Any]) -> CursorResu
     return session.connection().execute(statement, params)
 
 
-def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool) -> tuple[int | None, int | None]:
-    """The item to claim, and the first open item passed over because its row was held."""
+_Candidate = tuple[int, int]
+"""An item to claim: (item id, queue rank)."""
+
+
+def _find_candidate(
+    session: Session, params: dict[str, Any], statements: _ClaimStatements, *, lock_rows: bool
+) -> tuple[_Candidate | None, int | None]:
+    """The item to claim, and the rank of the first open item passed over because its row was held."""
     if not lock_rows:
-        return _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE), None
+        return _first_candidate(session, params, statements.reopened, statements.candidate), None
     # PostgreSQL: skip rows other claims hold, so claimers spread out instead of queueing on
     # the lowest open item. The same statement reads, without locking, the first open item
     # the cursor walk would have found; when the claim passed it, the caller flags the gap
     # reopened once committed (open_items_between, mark_reopened), so no cursor strands it.
-    item_id = _run(session, _REOPENED_CANDIDATE.with_for_update(skip_locked=True, of=_Q), params).scalar()
-    if item_id is not None:
-        return int(item_id), None
-    row = _run(session, _CANDIDATE_SKIPPING, params).first()
+    row = _run(session, statements.reopened.with_for_update(skip_locked=True, of=_Q), params).first()
     if row is not None:
-        passed = row.first_open if row.first_open is not None and row.first_open < row.item_id else None
-        return int(row.item_id), passed
+        return (int(row.item_id), int(row.rank)), None
+    row = _run(session, statements.candidate_skipping, params).first()
+    if row is not None:
+        passed = row.first_open if row.first_open is not None and row.first_open < row.rank else None
+        return (int(row.item_id), int(row.rank)), passed
     # Every candidate is held by a claim in flight: wait for one rather than answer
     # "nothing left". When PostgreSQL's re-check drops the awaited row, LIMIT 1 comes back
     # empty, so look again while any candidate exists.
@@ -285,17 +342,17 @@ def _find_candidate(session: Session, params: dict[str, Any], *, lock_rows: bool
         found = _first_candidate(
             session,
             params,
-            _REOPENED_CANDIDATE.with_for_update(of=_Q),
-            _CANDIDATE.with_for_update(of=_Q),
+            statements.reopened.with_for_update(of=_Q),
+            statements.candidate.with_for_update(of=_Q),
         )
-        if found is not None or _first_candidate(session, params, _REOPENED_CANDIDATE, _CANDIDATE) is None:
+        if found is not None or _first_candidate(session, params, statements.reopened, statements.candidate) is None:
             return found, None
     return None, None
 
 
-def open_items_between(session: Session, *, project_id: int, from_item: int, to_item: int) -> list[int]:
-    """Open items of the project with ids in [from_item, to_item), read without locking."""
-    rows = _run(session, _OPEN_BETWEEN, {"project_id": project_id, "from_item": from_item, "to_item": to_item})
+def open_items_between(session: Session, *, project_id: int, from_rank: int, to_rank: int) -> list[int]:
+    """Open items of the project with ranks in [from_rank, to_rank), read without locking."""
+    rows = _run(session, _OPEN_BETWEEN, {"project_id": project_id, "from_rank": from_rank, "to_rank": to_rank})
     return [int(row.item_id) for row in rows]
 
 
@@ -304,12 +361,31 @@ def mark_reopened(session: Session, *, item_id: int) -> None:
     _run(session, _MARK_REOPENED, {"target_item": item_id})
 
 
-def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> int | None:
-    item_id = _run(session, reopened, params).scalar()
-    if item_id is not None:
-        return int(item_id)
-    item_id = _run(session, fresh, params).scalar()
-    return None if item_id is None else int(item_id)
+def set_priority(session: Session, *, project_id: int, item_ids: Sequence[int], priority: int) -> int:
+    """Move items in the serving order; flagged reopened, so cursors already past them still serve them."""
+    statement = (
+        update(_Q)
+        .where(_Q.c.project_id == project_id, _Q.c.item_id.in_(bindparam("ids", expanding=True)))
+        .values(rank=(PRIORITY_LIMIT - priority) * _RANK_STEP + _Q.c.item_id, is_reopened=_Q.c.open_slots > _ZERO)
+    )
+    return int(_run(session, statement, {"ids": list(item_ids)}).rowcount)
+
+
+def count_servable(session: Session, *, project_id: int, annotator_id: int, languages: Sequence[str] | None) -> int:
+    """How many items the annotator could still be served (a count over open items: not for the hot path)."""
+    conditions = [_Q.c.project_id == project_id, _Q.c.open_slots > _ZERO, _not_held(_Q)]
+    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
+    if languages is not None:
+        conditions.append(_routed(_Q))
+        params["languages"] = list(languages)
+    return int(_run(session, select(func.count()).select_from(_Q).where(*conditions), params).scalar() or 0)
+
+
+def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> _Candidate | None:
+    row = _run(session, reopened, params).first()
+    if row is None:
+        row = _run(session, fresh, params).first()
+    return None if row is None else (int(row.item_id), int(row.rank))
 
 
 def _response_count(session: Session, item_id: int) -> int:
@@ -343,12 +419,32 @@ def close_lease(
     session: Session, *, assignment_id: int, annotator_id: int, state: AssignmentState, now: datetime
 ) -> bool:
     """Move a live lease to `state` (submitted or skipped); False if it was not live."""
-    result = _run(
-        session,
-        _CLOSE_LEASE,
-        {"target_assignment": assignment_id, "target_annotator": annotator_id, "new_state": state.value, "closed": now},
-    )
-    return bool(result.rowcount == 1)
+    params = {
+        "target_assignment": assignment_id,
+        "target_annotator": annotator_id,
+        "new_state": state.value,
+        "closed": now,
+        "reason": None,
+    }
+    return bool(_run(session, _CLOSE_LEASE, params).rowcount == 1)
+
+
+def skip_lease(session: Session, *, assignment: AssignmentRow, reason: str, now: datetime) -> bool:
+    """Close a live lease as skipped and give its slot back; False if it was not live.
+
+    The assignment row stays, so the item is never served to this annotator again.
+    """
+    params = {
+        "target_assignment": assignment.id,
+        "target_annotator": assignment.annotator_id,
+        "new_state": AssignmentState.SKIPPED.value,
+        "closed": now,
+        "reason": reason,
+    }
+    if _run(session, _CLOSE_LEASE, params).rowcount != 1:
+        return False
+    _run(session, _RETURN_SLOT, {"target_item": assignment.item_id})
+    return True
 
 
 def revive_expired_for_submission(
@@ -371,6 +467,7 @@ def insert_judgment(
     *,
     assignment: AssignmentRow,
     payload: dict[str, Any],
+    verdict: str,
     time_spent_ms: int | None,
     guidelines_version: int,
     now: datetime,
@@ -387,6 +484,7 @@ def insert_judgment(
             "payload": payload,
             "time_spent_ms": time_spent_ms,
             "guidelines_version": guidelines_version,
+            "verdict": verdict,
             "now": now,
         },
     )

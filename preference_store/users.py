@@ -23,6 +23,8 @@ class UserRow:
     team_id: int | None
     languages: tuple[str, ...]
     is_active: bool
+    ui_language: str | None = None
+    """The interface language the user picked, None for the browser's choice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,16 @@ class SessionRow:
     expires_at: datetime
 
 
-_USER_COLUMNS = (User.id, User.email, User.name, User.role, User.team_id, User.languages, User.is_active)
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.name,
+    User.role,
+    User.team_id,
+    User.languages,
+    User.is_active,
+    User.ui_language,
+)
 _USER_BY_TOKEN = (
     select(*_USER_COLUMNS)
     .join(ApiToken, ApiToken.user_id == User.id)
@@ -46,7 +57,7 @@ _USER_BY_SESSION = (
 
 
 def _user(row: tuple[Any, ...]) -> UserRow:
-    user_id, email, name, role, team_id, languages, is_active = row[:7]
+    user_id, email, name, role, team_id, languages, is_active, ui_language = row[:8]
     return UserRow(
         id=int(user_id),
         email=str(email),
@@ -55,6 +66,7 @@ def _user(row: tuple[Any, ...]) -> UserRow:
         team_id=None if team_id is None else int(team_id),
         languages=tuple(languages or ()),
         is_active=bool(is_active),
+        ui_language=ui_language,
     )
 
 
@@ -149,7 +161,7 @@ def get_login_session(session: Session, *, token_hash: str) -> SessionRow | None
     row = session.execute(_USER_BY_SESSION, {"token_hash": token_hash}).first()
     if row is None:
         return None
-    return SessionRow(user=_user(tuple(row)), csrf_token=row[7], expires_at=row[8])
+    return SessionRow(user=_user(tuple(row)), csrf_token=row[8], expires_at=row[9])
 
 
 def delete_login_session(session: Session, *, token_hash: str) -> None:
@@ -161,3 +173,8 @@ def delete_expired_login_sessions(session: Session, *, now: datetime) -> int:
     """Forget every login session that has expired; returns how many."""
     result = cast(CursorResult[Any], session.execute(delete(LoginSession).where(LoginSession.expires_at < now)))
     return int(result.rowcount or 0)
+
+
+def set_ui_language(session: Session, *, user_id: int, ui_language: str | None) -> None:
+    """Store the interface language a user picked (None: follow the browser)."""
+    session.execute(update(User).where(User.id == user_id).values(ui_language=ui_language))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.services.project_options import ProjectOptions
 
-class ProjectIn(BaseModel):
+Strength = Literal["slightly", "clearly", "much"]
+ScoreValue = int | bool | str
+
+
+class ProjectIn(ProjectOptions):
+    """A new project: its kind and queue settings, plus the options of ProjectOptions."""
+
     model_config = ConfigDict(extra="forbid")
 
     slug: str = Field(examples=["th-livestream-safety"])
@@ -18,7 +26,7 @@ class ProjectIn(BaseModel):
     lease_seconds: int = Field(default=1800, ge=30, description="How long an item stays with one annotator.")
 
 
-class ProjectOut(BaseModel):
+class ProjectOut(ProjectOptions):
     slug: str
     name: str
     kind: str
@@ -42,30 +50,115 @@ class ImportOut(BaseModel):
     unchanged: int
 
 
+class ProjectOptionsIn(BaseModel):
+    """Options to change; those left out keep their values (see ProjectOptions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class GuidelinesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=200_000, description="Markdown.")
+    note: str = Field(default="", max_length=2000, description="What changed, for the version history.")
+
+
+class GuidelinesVersionOut(BaseModel):
+    version: int
+    text: str
+    note: str
+    created_at: datetime
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_ids: list[str] = Field(min_length=1, max_length=10_000)
+    priority: int = Field(ge=-1000, le=1000, description="Higher is served first; 0 is the default.")
+
+
+class PriorityOut(BaseModel):
+    updated: int
+
+
 class ShownResponseOut(BaseModel):
     label: str
     content: str
+    sensitive: bool = False
 
 
 class ItemOut(BaseModel):
     external_id: str
     messages: list[dict[str, Any]]
     responses: list[ShownResponseOut]
+    language: str | None = None
+    sensitive: bool = False
 
 
 class TaskOut(BaseModel):
     assignment_id: int
+    kind: Literal["pairwise", "rubric", "ranking"]
     item: ItemOut
     leased_until: str
     guidelines_version: int
 
 
-class PairwiseJudgmentIn(BaseModel):
+class JudgmentIn(BaseModel):
+    """A verdict in the labels shown (A, B, ...). Which fields apply depends on the project kind:
+    pairwise: choice, strength, labels, rewrite; rubric: scores (and choice when the project
+    asks for an overall choice); ranking: ranking (best first, ties grouped) and all_bad."""
+
     model_config = ConfigDict(extra="forbid")
 
-    choice: Literal["A", "B", "tie", "both_bad"]
+    choice: Literal["A", "B", "tie", "both_bad"] | None = None
+    strength: Strength | None = None
+    labels: dict[str, list[str]] = Field(default_factory=dict, examples=[{"B": ["gambling:severe"]}])
     rationale: str | None = Field(default=None, max_length=10_000)
+    rewrite: str | None = Field(
+        default=None, max_length=100_000, description="An improved version of the better response."
+    )
+    scores: dict[str, dict[str, ScoreValue]] = Field(
+        default_factory=dict, examples=[{"A": {"helpfulness": 4, "safe": True}, "B": {"helpfulness": 2, "safe": True}}]
+    )
+    ranking: list[list[str]] = Field(default_factory=list, examples=[[["B"], ["A", "C"]]])
+    all_bad: bool = False
     time_spent_ms: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
+
+
+class SkipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RevisionOut(BaseModel):
+    revision: int
+    verdict: dict[str, Any]
+    guidelines_version: int
+    made_at: datetime
+
+
+class MyJudgmentOut(BaseModel):
+    judgment_id: int
+    project_slug: str
+    external_id: str
+    verdict: dict[str, Any]
+    time_spent_ms: int | None
+    guidelines_version: int
+    revision: int
+    created_at: datetime
+    revised_at: datetime | None
+    revisable: bool
+    history: list[RevisionOut]
+
+
+class ProgressOut(BaseModel):
+    done_today: int
+    left_in_queue: int
+    streak_days: int
+    sensitive_today: int
+    daily_cap: int | None
+    break_after_minutes: int | None
 
 
 class JudgmentOut(BaseModel):

@@ -12,19 +12,29 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import (
     ErrorOut,
+    GuidelinesIn,
+    GuidelinesVersionOut,
     ImportOut,
+    JudgmentIn,
     JudgmentOut,
     MembersIn,
     MembersOut,
-    PairwiseJudgmentIn,
+    MyJudgmentOut,
+    PriorityIn,
+    PriorityOut,
+    ProgressOut,
     ProjectIn,
+    ProjectOptionsIn,
     ProjectOut,
+    SkipIn,
     TaskOut,
 )
 from app.deps import ApiCall, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError
-from app.services import annotation, exporting, importing, projects
+from app.services import annotation, exporting, importing, progress, projects, revisions
 from app.services.annotation import Task
+from app.services.projects import cached_options
+from app.services.verdicts import VerdictInput
 from export.writers import jsonl_lines
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422)}
@@ -40,14 +50,56 @@ def _project_out(project: Any) -> ProjectOut:
         overlap=project.overlap,
         guidelines_version=project.guidelines_version,
         lease_seconds=project.lease_seconds,
+        **cached_options(project).model_dump(),
     )
+
+
+_PROJECT_FIELDS = {"slug", "name", "kind", "overlap", "guidelines", "lease_seconds"}
 
 
 @router.post("/projects", status_code=201, tags=["projects"])
 def create_project(body: ProjectIn, call: ApiCall) -> ProjectOut:
-    """Create a project (leads and admins)."""
-    project = projects.create_project(call.session, principal=call.principal, **body.model_dump())
+    """Create a project (leads and admins), with its rubric, label taxonomy and queue options."""
+    values = body.model_dump(mode="json", exclude_unset=True)
+    options = {key: value for key, value in values.items() if key not in _PROJECT_FIELDS}
+    fields = body.model_dump(include=_PROJECT_FIELDS)
+    project = projects.create_project(call.session, principal=call.principal, **fields, options=options)
     return _project_out(project)
+
+
+@router.patch("/projects/{slug}", tags=["projects"])
+def update_project_options(slug: str, body: ProjectOptionsIn, call: ApiCall) -> ProjectOut:
+    """Change a project's options (rubric, taxonomy, routing, daily cap...); others keep their values."""
+    changes = body.model_dump()
+    project = projects.update_options(call.session, principal=call.principal, slug=slug, changes=changes)
+    return _project_out(project)
+
+
+@router.put("/projects/{slug}/guidelines", tags=["projects"])
+def update_guidelines(slug: str, body: GuidelinesIn, call: ApiCall) -> ProjectOut:
+    """Publish a new version of the guidelines; judgments from now on record its number."""
+    project = projects.update_guidelines(
+        call.session, principal=call.principal, slug=slug, text=body.text, note=body.note
+    )
+    return _project_out(project)
+
+
+@router.get("/projects/{slug}/guidelines", tags=["projects"])
+def guidelines_history(slug: str, call: ApiCall) -> list[GuidelinesVersionOut]:
+    """Every version of the project's guidelines, newest first."""
+    versions = projects.guidelines_history(call.session, principal=call.principal, slug=slug)
+    return [
+        GuidelinesVersionOut(version=v.version, text=v.text, note=v.note, created_at=v.created_at) for v in versions
+    ]
+
+
+@router.post("/projects/{slug}/priority", tags=["items"])
+def set_priority(slug: str, body: PriorityIn, call: ApiCall) -> PriorityOut:
+    """Move items up or down the serving order (higher priority is served first)."""
+    updated = projects.set_priority(
+        call.session, principal=call.principal, slug=slug, external_ids=body.external_ids, priority=body.priority
+    )
+    return PriorityOut(updated=updated)
 
 
 @router.get("/projects/{slug}", tags=["projects"])
@@ -109,10 +161,15 @@ def task_json(task: Task) -> bytes:
     return orjson.dumps(
         {
             "assignment_id": task.assignment_id,
+            "kind": task.kind.value,
             "item": {
                 "external_id": task.external_id,
                 "messages": task.messages,
-                "responses": [{"label": r.label, "content": r.content} for r in task.responses],
+                "responses": [
+                    {"label": r.label, "content": r.content, "sensitive": r.sensitive} for r in task.responses
+                ],
+                "language": task.language,
+                "sensitive": task.sensitive,
             },
             "leased_until": task.leased_until.isoformat(),
             "guidelines_version": task.guidelines_version,
@@ -124,7 +181,13 @@ def task_json(task: Task) -> bytes:
     "/projects/{slug}/next",
     tags=["annotation"],
     response_model=TaskOut,
-    responses={204: {"description": "Nothing is left for the caller in this project."}},
+    responses={
+        204: {"description": "Nothing is left for the caller in this project."},
+        409: {
+            "model": ErrorOut,
+            "description": "daily_cap_reached: the caller's daily cap in this project is used up.",
+        },
+    },
 )
 async def next_task(slug: str, call: ApiCall) -> Response:
     """Lease the caller's next item (the same one again until it is judged or expires)."""
@@ -141,26 +204,81 @@ async def next_task(slug: str, call: ApiCall) -> Response:
     return Response(task_json(task), media_type="application/json")
 
 
+def _verdict_input(body: JudgmentIn) -> VerdictInput:
+    return VerdictInput(**body.model_dump(exclude={"time_spent_ms"}))
+
+
 @router.post("/assignments/{assignment_id}/judgment", tags=["annotation"])
 async def submit_judgment(
     assignment_id: int,
-    body: PairwiseJudgmentIn,
+    body: JudgmentIn,
     call: ApiCall,
     response: Response,
 ) -> JudgmentOut:
-    """Store a pairwise judgment; sending the same one again stores nothing new (200, created false)."""
+    """Store a judgment; sending the same one again stores nothing new (200, created false)."""
     stored = await call.run(
-        annotation.submit_pairwise,
+        annotation.submit_judgment,
         call.session,
         principal=call.principal,
         assignment_id=assignment_id,
-        choice=body.choice,
-        rationale=body.rationale,
+        submitted=_verdict_input(body),
         time_spent_ms=body.time_spent_ms,
         cache=call.context.project_cache,
     )
     response.status_code = 201 if stored.created else 200
     return JudgmentOut(judgment_id=stored.judgment_id, assignment_id=stored.assignment_id, created=stored.created)
+
+
+@router.post("/assignments/{assignment_id}/skip", tags=["annotation"], status_code=204)
+async def skip_assignment(assignment_id: int, body: SkipIn, call: ApiCall) -> Response:
+    """Give a held item back with a reason; it goes to someone else, never to the caller again."""
+    await call.run(
+        annotation.skip_assignment,
+        call.session,
+        principal=call.principal,
+        assignment_id=assignment_id,
+        reason=body.reason,
+    )
+    return Response(status_code=204)
+
+
+def _my_judgment_out(shown: revisions.ShownJudgment) -> MyJudgmentOut:
+    return MyJudgmentOut.model_validate(shown, from_attributes=True)
+
+
+@router.get("/projects/{slug}/my/judgments", tags=["annotation"])
+def my_recent_judgments(slug: str, call: ApiCall) -> list[MyJudgmentOut]:
+    """The caller's latest judgments in the project, newest first; `revisable` ones may be changed."""
+    shown = revisions.recent_judgments(
+        call.session, principal=call.principal, slug=slug, cache=call.context.project_cache
+    )
+    return [_my_judgment_out(judgment) for judgment in shown]
+
+
+@router.get("/projects/{slug}/my/progress", tags=["annotation"])
+def my_progress(slug: str, call: ApiCall) -> ProgressOut:
+    """Done today, left in the queue, streak, flagged items seen today."""
+    numbers = progress.my_progress(call.session, principal=call.principal, slug=slug, cache=call.context.project_cache)
+    return ProgressOut.model_validate(numbers, from_attributes=True)
+
+
+@router.get("/judgments/{judgment_id}", tags=["annotation"])
+def get_my_judgment(judgment_id: int, call: ApiCall) -> MyJudgmentOut:
+    """One of the caller's judgments with its earlier versions."""
+    return _my_judgment_out(revisions.get_own_judgment(call.session, principal=call.principal, judgment_id=judgment_id))
+
+
+@router.put("/judgments/{judgment_id}", tags=["annotation"])
+def revise_judgment(judgment_id: int, body: JudgmentIn, call: ApiCall) -> MyJudgmentOut:
+    """Change one of the caller's last few judgments; the version it replaces is kept as a revision."""
+    shown = revisions.revise_judgment(
+        call.session,
+        principal=call.principal,
+        judgment_id=judgment_id,
+        submitted=_verdict_input(body),
+        time_spent_ms=body.time_spent_ms,
+    )
+    return _my_judgment_out(shown)
 
 
 @router.get("/projects/{slug}/export/{kind}", tags=["export"], response_class=StreamingResponse)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import string
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
-from app.services.projects import PAIRWISE_RESPONSES, ProjectAccessCache, get_project, project_by_id
+from app.services.projects import (
+    PAIRWISE_RESPONSES,
+    ProjectAccessCache,
+    cached_options,
+    get_project,
+    project_by_id,
+)
+from app.services.verdicts import VerdictInput, build_verdict, shown_labels
 from preference_store import items as item_store
+from preference_store import judgments as judgment_store
 from preference_store import queue
 from preference_store.base import utcnow
 from preference_store.engine import begin_write
-from preference_store.models import AssignmentState
+from preference_store.models import AssignmentState, ProjectKind
 
-PAIRWISE_CHOICES = ("A", "B", "tie", "both_bad")
-MAX_RATIONALE_CHARS = 10_000
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+MAX_SKIP_REASON_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,7 @@ class ShownResponse:
 
     label: str
     content: str
+    sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +46,13 @@ class Task:
     assignment_id: int
     project_slug: str
     project_name: str
+    kind: ProjectKind
     external_id: str
     messages: list[dict[str, Any]]
     responses: list[ShownResponse]
     language: str | None
+    sensitive: bool
+    """The prompt (and so every response) is flagged sensitive."""
     leased_until: datetime
     guidelines_version: int
 
@@ -54,6 +64,12 @@ class StoredJudgment:
     judgment_id: int
     assignment_id: int
     created: bool
+
+
+class DailyCapReached(Conflict):
+    def __init__(self, cap: int) -> None:
+        super().__init__("daily_cap_reached", f"You reached today's limit of {cap} judgments in this project.")
+        self.cap = cap
 
 
 class LeaseReaper:
@@ -85,55 +101,139 @@ def next_task(
     cache: ProjectAccessCache | None = None,
     reaper: LeaseReaper | None = None,
 ) -> Task | None:
-    """Lease the caller's next item in the project (or return the one they hold)."""
+    """Lease the caller's next item in the project (or return the one they hold).
+
+    Returns None when nothing is left for the caller; raises DailyCapReached when the
+    project's daily cap stops them (a lease they already hold is still served).
+    """
     now = now or utcnow()
     begin_write(session)
     project = get_project(session, principal=principal, slug=slug, cache=cache)
     if project.is_archived:
         raise Conflict("project_archived", f"Project '{slug}' is archived.")
+    options = cached_options(project)
+    under_cap = options.daily_cap is None or (
+        judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=start_of_day(now))
+        < options.daily_cap
+    )
     lease = queue.claim_next(
         session,
         project_id=project.id,
         annotator_id=principal.id,
-        response_count=PAIRWISE_RESPONSES,
+        response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
         lease_seconds=project.lease_seconds,
         now=now,
         reap_expired=reaper is None or reaper.due(project.id, now),
+        languages=principal.user.languages if options.route_by_language else None,
+        allow_new=under_cap,
     )
     content = item_store.load_item_content(session, item_id=lease.item_id) if lease else None
     session.commit()
     if lease is None:
+        if not under_cap and options.daily_cap is not None:
+            raise DailyCapReached(options.daily_cap)
         return None
     if lease.passed_from is not None:
-        _flag_passed_items(session, project_id=project.id, from_item=lease.passed_from, to_item=lease.item_id)
+        _flag_passed_items(session, project_id=project.id, from_rank=lease.passed_from, to_rank=lease.queue_rank)
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
-    by_position = {response.position: response.content for response in content.responses}
+    by_position = {response.position: response for response in content.responses}
     language = content.metadata.get("language")
+    sensitive = content.is_sensitive or content.metadata.get("category") in options.sensitive_categories
     return Task(
         assignment_id=lease.assignment_id,
         project_slug=project.slug,
         project_name=project.name,
+        kind=project.kind,
         external_id=content.external_id,
         messages=content.messages,
         responses=[
-            ShownResponse(label=string.ascii_uppercase[index], content=by_position[position])
-            for index, position in enumerate(lease.shown_order)
+            ShownResponse(
+                label=label,
+                content=by_position[position].content,
+                sensitive=sensitive or by_position[position].metadata.get("sensitive") is True,
+            )
+            for label, position in zip(shown_labels(len(lease.shown_order)), lease.shown_order, strict=True)
         ],
         language=language if isinstance(language, str) else None,
+        sensitive=sensitive,
         leased_until=lease.leased_until,
         guidelines_version=project.guidelines_version,
     )
 
 
-def _flag_passed_items(session: Session, *, project_id: int, from_item: int, to_item: int) -> None:
+def start_of_day(now: datetime) -> datetime:
+    """Midnight UTC of `now`'s day: daily caps and counts run on UTC days."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _flag_passed_items(session: Session, *, project_id: int, from_rank: int, to_rank: int) -> None:
     # One short transaction per item: waiting for a row another claim holds while holding
     # none ourselves can never be part of a deadlock.
-    passed = queue.open_items_between(session, project_id=project_id, from_item=from_item, to_item=to_item)
+    passed = queue.open_items_between(session, project_id=project_id, from_rank=from_rank, to_rank=to_rank)
     session.rollback()
     for item_id in passed:
         queue.mark_reopened(session, item_id=item_id)
         session.commit()
+
+
+def submit_judgment(
+    session: Session,
+    *,
+    principal: Principal,
+    assignment_id: int,
+    submitted: VerdictInput,
+    time_spent_ms: int | None = None,
+    now: datetime | None = None,
+    cache: ProjectAccessCache | None = None,
+) -> StoredJudgment:
+    """Store a verdict once; an identical resubmission returns the stored one."""
+    _check_time_spent(time_spent_ms)
+    now = now or utcnow()
+    begin_write(session)
+    assignment = _own_assignment(session, principal=principal, assignment_id=assignment_id)
+    project = project_by_id(session, project_id=assignment.project_id, cache=cache)
+    if project is None:
+        raise NotFound("assignment_not_found", f"No assignment {assignment_id} for you.", field="assignment_id")
+    verdict = build_verdict(
+        submitted, kind=project.kind, options=cached_options(project), shown_order=assignment.shown_order
+    )
+    closed = queue.close_lease(
+        session, assignment_id=assignment.id, annotator_id=principal.id, state=AssignmentState.SUBMITTED, now=now
+    )
+    if not closed:
+        existing = queue.judgment_for_assignment(session, assignment_id=assignment.id)
+        if existing is not None:
+            session.rollback()
+            judgment_id, stored = existing
+            if stored == verdict.payload:
+                return StoredJudgment(judgment_id, assignment.id, created=False)
+            raise Conflict(
+                "already_judged",
+                "This assignment already has a different judgment; change it as a revision.",
+                field="assignment_id",
+            )
+        revived = queue.revive_expired_for_submission(
+            session, assignment_id=assignment.id, annotator_id=principal.id, item_id=assignment.item_id, now=now
+        )
+        if not revived:
+            session.rollback()
+            raise Conflict(
+                "assignment_closed",
+                "This assignment expired or was skipped and its item went to someone else.",
+                field="assignment_id",
+            )
+    judgment_id = queue.insert_judgment(
+        session,
+        assignment=assignment,
+        payload=verdict.payload,
+        verdict=verdict.key,
+        time_spent_ms=time_spent_ms,
+        guidelines_version=project.guidelines_version,
+        now=now,
+    )
+    session.commit()
+    return StoredJudgment(judgment_id, assignment.id, created=True)
 
 
 def submit_pairwise(
@@ -147,79 +247,45 @@ def submit_pairwise(
     now: datetime | None = None,
     cache: ProjectAccessCache | None = None,
 ) -> StoredJudgment:
-    """Store a pairwise verdict once; an identical resubmission returns the stored one."""
-    if choice not in PAIRWISE_CHOICES:
-        raise InvalidInput("invalid_choice", "choice must be one of A, B, tie, both_bad.", field="choice")
-    rationale = (rationale or "").strip() or None
-    if rationale is not None and len(rationale) > MAX_RATIONALE_CHARS:
-        raise InvalidInput(
-            "rationale_too_long", f"rationale is limited to {MAX_RATIONALE_CHARS} characters.", field="rationale"
-        )
-    if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
-        raise InvalidInput("invalid_time_spent", "time_spent_ms must be between 0 and 24 hours.", field="time_spent_ms")
-    now = now or utcnow()
-    begin_write(session)
-    assignment = queue.get_assignment(session, assignment_id=assignment_id)
-    if assignment is None or assignment.annotator_id != principal.id:
-        raise NotFound("assignment_not_found", f"No assignment {assignment_id} for you.", field="assignment_id")
-    preferred = None
-    if choice in ("A", "B"):
-        preferred = assignment.shown_order[string.ascii_uppercase.index(choice)]
-    payload: dict[str, Any] = {"choice": choice, "preferred_position": preferred, "rationale": rationale}
-    return _store(
+    """A plain pairwise verdict: A, B, tie or both_bad, with an optional rationale."""
+    return submit_judgment(
         session,
         principal=principal,
-        assignment=assignment,
-        payload=payload,
+        assignment_id=assignment_id,
+        submitted=VerdictInput(choice=choice, rationale=rationale),
         time_spent_ms=time_spent_ms,
         now=now,
         cache=cache,
     )
 
 
-def _store(
-    session: Session,
-    *,
-    principal: Principal,
-    assignment: queue.AssignmentRow,
-    payload: dict[str, Any],
-    time_spent_ms: int | None,
-    now: datetime,
-    cache: ProjectAccessCache | None,
-) -> StoredJudgment:
-    closed = queue.close_lease(
-        session, assignment_id=assignment.id, annotator_id=principal.id, state=AssignmentState.SUBMITTED, now=now
-    )
-    if not closed:
-        existing = queue.judgment_for_assignment(session, assignment_id=assignment.id)
-        if existing is not None:
-            session.rollback()
-            judgment_id, stored = existing
-            if _same_verdict(stored, payload):
-                return StoredJudgment(judgment_id, assignment.id, created=False)
-            raise Conflict("already_judged", "This assignment already has a different judgment.", field="assignment_id")
-        revived = queue.revive_expired_for_submission(
-            session, assignment_id=assignment.id, annotator_id=principal.id, item_id=assignment.item_id, now=now
+def skip_assignment(
+    session: Session, *, principal: Principal, assignment_id: int, reason: str, now: datetime | None = None
+) -> None:
+    """Give a leased item back with a reason; it is never served to this annotator again."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("reason_required", "Say why you skip this item.", field="reason")
+    if len(reason) > MAX_SKIP_REASON_CHARS:
+        raise InvalidInput(
+            "reason_too_long", f"A skip reason is limited to {MAX_SKIP_REASON_CHARS} characters.", field="reason"
         )
-        if not revived:
-            session.rollback()
-            raise Conflict(
-                "assignment_closed",
-                "This assignment expired or was skipped and its item went to someone else.",
-                field="assignment_id",
-            )
-    project = project_by_id(session, project_id=assignment.project_id, cache=cache)
-    judgment_id = queue.insert_judgment(
-        session,
-        assignment=assignment,
-        payload=payload,
-        time_spent_ms=time_spent_ms,
-        guidelines_version=project.guidelines_version if project else 1,
-        now=now,
-    )
+    now = now or utcnow()
+    begin_write(session)
+    assignment = _own_assignment(session, principal=principal, assignment_id=assignment_id)
+    if not queue.skip_lease(session, assignment=assignment, reason=reason, now=now):
+        session.rollback()
+        raise Conflict("assignment_closed", "Only an item you currently hold can be skipped.", field="assignment_id")
     session.commit()
-    return StoredJudgment(judgment_id, assignment.id, created=True)
 
 
-def _same_verdict(stored: dict[str, Any], submitted: dict[str, Any]) -> bool:
-    return all(stored.get(key) == value for key, value in submitted.items())
+def _own_assignment(session: Session, *, principal: Principal, assignment_id: int) -> queue.AssignmentRow:
+    assignment = queue.get_assignment(session, assignment_id=assignment_id)
+    if assignment is None or assignment.annotator_id != principal.id:
+        raise NotFound("assignment_not_found", f"No assignment {assignment_id} for you.", field="assignment_id")
+    return assignment
+
+
+def _check_time_spent(time_spent_ms: int | None) -> None:
+    if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
+        raise InvalidInput("invalid_time_spent", "time_spent_ms must be between 0 and 24 hours.", field="time_spent_ms")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, TypeGuard
 
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, Problem
 from app.principal import Principal
-from app.services.projects import PAIRWISE_RESPONSES, get_project
+from app.services.project_options import response_count_range
+from app.services.projects import PAIRWISE_RESPONSES, cached_options, get_project
 from preference_store import items as item_store
 from preference_store.engine import begin_write
 from preference_store.items import NewItem, NewResponse
+from preference_store.queue import PRIORITY_LIMIT
 
 MAX_TEXT_CHARS = 200_000
 MAX_EXTERNAL_ID_CHARS = 200
@@ -53,7 +55,9 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
     the project with the same content is left as it is; with other content it is an error.
     """
     principal.require_staff()
-    get_project(session, principal=principal, slug=slug)
+    project = get_project(session, principal=principal, slug=slug)
+    response_counts = response_count_range(project.kind)
+    sensitive_categories = set(cached_options(project).sensitive_categories)
     session.rollback()  # validate outside any transaction: writers wait only for the insert
     problems: list[Problem] = []
     items: list[tuple[int, NewItem]] = []
@@ -62,7 +66,7 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         if isinstance(value, Problem):
             problems.append(value)
             continue
-        item, item_problems = validate_item(value, row=row_number, response_count=PAIRWISE_RESPONSES)
+        item, item_problems = validate_item(value, row=row_number, response_counts=response_counts)
         if item is not None and item.external_id in seen:
             item_problems.append(
                 Problem(f"duplicate of line {seen[item.external_id]}", field="external_id", row=row_number)
@@ -70,6 +74,8 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         problems.extend(item_problems)
         if item is not None and not item_problems:
             seen[item.external_id] = row_number
+            if not item.is_sensitive and item.metadata.get("category") in sensitive_categories:
+                item = replace(item, is_sensitive=True)
             items.append((row_number, item))
     if not problems and not items:
         problems.append(Problem("no items found"))
@@ -116,7 +122,9 @@ def _reject(problems: list[Problem]) -> None:
     )
 
 
-def validate_item(value: Any, *, row: int, response_count: int) -> tuple[NewItem | None, list[Problem]]:
+def validate_item(
+    value: Any, *, row: int, response_counts: tuple[int, int] = (PAIRWISE_RESPONSES, PAIRWISE_RESPONSES)
+) -> tuple[NewItem | None, list[Problem]]:
     """Check one native-format item; returns the item (if it could be built) and its problems."""
     problems: list[Problem] = []
 
@@ -126,9 +134,13 @@ def validate_item(value: Any, *, row: int, response_count: int) -> tuple[NewItem
     if not isinstance(value, dict):
         problem("item", f"expected a JSON object, got {_json_type(value)}")
         return None, problems
-    known = {"external_id", "prompt", "messages", "responses", "metadata"}
+    known = {"external_id", "prompt", "messages", "responses", "metadata", "priority"}
     for key in sorted(set(value) - known):
-        problem(key, "unknown field (expected external_id, prompt or messages, responses, metadata)")
+        problem(key, "unknown field (expected external_id, prompt or messages, responses, metadata, priority)")
+    priority = value.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > PRIORITY_LIMIT:
+        problem("priority", f"must be a whole number from -{PRIORITY_LIMIT} to {PRIORITY_LIMIT}")
+        priority = 0
 
     external_id = value.get("external_id")
     if isinstance(external_id, int) and not isinstance(external_id, bool):
@@ -140,13 +152,17 @@ def validate_item(value: Any, *, row: int, response_count: int) -> tuple[NewItem
         problem("external_id", f"longer than {MAX_EXTERNAL_ID_CHARS} characters")
 
     messages = _validate_conversation(value, problem)
-    responses = _validate_responses(value.get("responses"), problem, response_count)
+    responses = _validate_responses(value.get("responses"), problem, response_counts)
     metadata = value.get("metadata", {})
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, dict):
         problem("metadata", f"expected an object, got {_json_type(metadata)}")
         metadata = {}
+    if not isinstance(metadata.get("sensitive", False), bool):
+        problem("metadata.sensitive", "must be true or false")
+    if "language" in metadata and not _is_text(metadata["language"]):
+        problem("metadata.language", "must be a language tag such as 'th' or 'id-ID'")
     if problems or external_id is None or messages is None or responses is None:
         return None, problems
     return (
@@ -156,6 +172,9 @@ def validate_item(value: Any, *, row: int, response_count: int) -> tuple[NewItem
             responses=responses,
             metadata=metadata,
             content_hash=_content_hash(messages, responses, metadata),
+            priority=priority,
+            is_sensitive=metadata.get("sensitive") is True
+            or any(r.metadata.get("sensitive") is True for r in responses),
         ),
         problems,
     )
@@ -198,12 +217,14 @@ def _validate_conversation(value: dict[str, Any], problem: Any) -> list[dict[str
     return messages
 
 
-def _validate_responses(raw: Any, problem: Any, response_count: int) -> list[NewResponse] | None:
+def _validate_responses(raw: Any, problem: Any, response_counts: tuple[int, int]) -> list[NewResponse] | None:
     if not isinstance(raw, list):
         problem("responses", "required, a list of {model, content}")
         return None
-    if len(raw) != response_count:
-        problem("responses", f"expected {response_count} responses, got {len(raw)}")
+    fewest, most = response_counts
+    if not fewest <= len(raw) <= most:
+        expected = str(fewest) if fewest == most else f"{fewest} to {most}"
+        problem("responses", f"expected {expected} responses, got {len(raw)}")
         return None
     responses: list[NewResponse] = []
     for index, response in enumerate(raw):
@@ -230,7 +251,7 @@ def _validate_responses(raw: Any, problem: Any, response_count: int) -> list[New
             continue
         extra = {key: val for key, val in response.items() if key not in ("content", "model", "metadata")}
         responses.append(NewResponse(content=content, model_name=model, metadata={**extra, **metadata}))
-    return responses if len(responses) == response_count else None
+    return responses if len(responses) == len(raw) else None
 
 
 def _content_hash(messages: list[dict[str, Any]], responses: list[NewResponse], metadata: dict[str, Any]) -> str:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
+from app.services.project_options import ProjectOptions, options_of, parse_options
 from preference_store import projects as project_store
+from preference_store import queue
 from preference_store import users as user_store
 from preference_store.engine import begin_write
 from preference_store.models import ProjectKind
@@ -21,9 +25,9 @@ from preference_store.projects import ProjectProgress, ProjectRow
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
 MAX_OVERLAP = 50
-SUPPORTED_KINDS = frozenset({ProjectKind.PAIRWISE})
 PAIRWISE_RESPONSES = 2
 """Responses per item in a pairwise project."""
+MAX_GUIDELINES_CHARS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +51,9 @@ def create_project(
     overlap: int = 1,
     guidelines: str = "",
     lease_seconds: int = 1800,
+    options: dict[str, Any] | None = None,
 ) -> ProjectRow:
-    """Create an annotation project (leads and admins)."""
+    """Create an annotation project (leads and admins); `options` as in ProjectOptions."""
     principal.require_staff()
     slug = slug.strip().lower()
     if not _SLUG.match(slug):
@@ -62,10 +67,8 @@ def create_project(
     except ValueError as error:
         choices = ", ".join(k.value for k in ProjectKind)
         raise InvalidInput("invalid_kind", f"kind must be one of {choices}.", field="kind") from error
-    if project_kind not in SUPPORTED_KINDS:
-        raise InvalidInput(
-            "kind_not_supported", f"{project_kind.value} projects are not available yet; use pairwise.", field="kind"
-        )
+    settings = parse_options(options or {}, kind=project_kind).model_dump(mode="json", exclude_defaults=True)
+    _check_guidelines(guidelines)
     if not 1 <= overlap <= MAX_OVERLAP:
         raise InvalidInput("invalid_overlap", f"overlap must be between 1 and {MAX_OVERLAP}.", field="overlap")
     if lease_seconds < 30:
@@ -82,9 +85,13 @@ def create_project(
             overlap=overlap,
             guidelines=guidelines,
             lease_seconds=lease_seconds,
-            settings={},
+            settings=settings,
             created_by_id=principal.user_id,
         )
+        project_store.add_guidelines_version(
+            session, project_id=project.id, version=project.guidelines_version, text=guidelines, note="",
+            created_by_id=principal.user_id,
+        )  # fmt: skip
         session.commit()
     except IntegrityError as error:
         session.rollback()
@@ -195,3 +202,77 @@ def add_members(session: Session, *, principal: Principal, slug: str, emails: li
     added = project_store.add_members(session, project_id=project.id, user_ids=[user.id for user in found.values()])
     session.commit()
     return added
+
+
+def cached_options(project: ProjectRow) -> ProjectOptions:
+    """The project's options, parsed once per distinct settings value."""
+    return _options_from_json(orjson.dumps(project.settings, option=orjson.OPT_SORT_KEYS))
+
+
+@functools.lru_cache(maxsize=256)
+def _options_from_json(settings_json: bytes) -> ProjectOptions:
+    return options_of(orjson.loads(settings_json))
+
+
+def update_options(session: Session, *, principal: Principal, slug: str, changes: dict[str, Any]) -> ProjectRow:
+    """Change some of a project's options (leads); the rest keep their values."""
+    principal.require_staff()
+    begin_write(session)
+    project = get_project(session, principal=principal, slug=slug)
+    merged = {**cached_options(project).model_dump(mode="json"), **changes}
+    settings = parse_options(merged, kind=project.kind).model_dump(mode="json", exclude_defaults=True)
+    project_store.update_settings(session, project_id=project.id, settings=settings)
+    session.commit()
+    return project_store.get_project_by_id(session, project_id=project.id) or project
+
+
+def _check_guidelines(text: str) -> None:
+    if len(text) > MAX_GUIDELINES_CHARS:
+        raise InvalidInput(
+            "guidelines_too_long", f"Guidelines are limited to {MAX_GUIDELINES_CHARS} characters.", field="guidelines"
+        )
+
+
+def update_guidelines(session: Session, *, principal: Principal, slug: str, text: str, note: str = "") -> ProjectRow:
+    """Publish a new version of a project's guidelines; judgments from now on record it."""
+    principal.require_staff()
+    _check_guidelines(text)
+    begin_write(session)
+    project = get_project(session, principal=principal, slug=slug)
+    version = project.guidelines_version + 1
+    project_store.add_guidelines_version(
+        session, project_id=project.id, version=version, text=text, note=note.strip(), created_by_id=principal.user_id
+    )
+    project_store.set_current_guidelines(session, project_id=project.id, version=version, text=text)
+    session.commit()
+    return project_store.get_project_by_id(session, project_id=project.id) or project
+
+
+def guidelines_history(
+    session: Session, *, principal: Principal, slug: str
+) -> list[project_store.GuidelinesVersionRow]:
+    """Every version of a project's guidelines, newest first."""
+    project = get_project(session, principal=principal, slug=slug)
+    return project_store.guidelines_versions(session, project_id=project.id)
+
+
+def set_priority(session: Session, *, principal: Principal, slug: str, external_ids: list[str], priority: int) -> int:
+    """Move items in the serving order; returns how many were found."""
+    principal.require_staff()
+    if abs(priority) > queue.PRIORITY_LIMIT:
+        raise InvalidInput(
+            "invalid_priority",
+            f"priority runs from -{queue.PRIORITY_LIMIT} to {queue.PRIORITY_LIMIT}.",
+            field="priority",
+        )
+    begin_write(session)
+    project = get_project(session, principal=principal, slug=slug)
+    item_ids = project_store.item_ids_by_external_id(session, project_id=project.id, external_ids=external_ids)
+    missing = sorted(set(external_ids) - item_ids.keys())
+    if missing:
+        session.rollback()
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise InvalidInput("unknown_items", f"No item {shown} in '{slug}'.", field="external_ids")
+    updated = queue.set_priority(session, project_id=project.id, item_ids=list(item_ids.values()), priority=priority)
+    session.commit()
+    return updated

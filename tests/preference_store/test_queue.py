@@ -117,19 +117,24 @@ def _plan(session: Session, statement: Any) -> str:
     return " ".join(str(row[0]) for row in session.execute(text(f"EXPLAIN {compiled}")))
 
 
+@pytest.mark.parametrize("routed", [False, True], ids=["all-languages", "routed"])
 @pytest.mark.parametrize(
     ("statement_name", "index"),
-    [("_CANDIDATE", "ix_item_queue_open"), ("_REOPENED_CANDIDATE", "ix_item_queue_reopened")],
+    [("candidate", "ix_item_queue_open"), ("reopened", "ix_item_queue_reopened")],
 )
 def test_claim_queries_use_their_partial_index_after_analyze(
-    session: Session, operator: Principal, people: People, statement_name: str, index: str
+    session: Session, operator: Principal, people: People, statement_name: str, index: str, routed: bool
 ) -> None:
     project_id, annotators = _setup(session, operator, people, items=40, overlap=1)
     for _ in range(30):
         _claim_and_submit(session, project_id, annotators[0])
     session.execute(text("ANALYZE"))
-    statement = getattr(queue, statement_name).params(project_id=project_id, annotator_id=annotators[1])
+    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotators[1]}
+    if routed:
+        params["languages"] = ["th", "en"]
+    statement = getattr(queue._claim_statements(routed), statement_name).params(**params)
     plan = _plan(session, statement)
     assert index in plan, plan
-    if statement_name == "_CANDIDATE" and session.get_bind().dialect.name == "sqlite":
-        assert "item_id>?" in plan, plan  # the cursor bounds the walk; nothing below it is read
+    if statement_name == "candidate" and session.get_bind().dialect.name == "sqlite":
+        assert "rank>?" in plan, plan  # the cursor bounds the walk; nothing below it is read
+        assert "ix_assignment_cursor" in plan, plan  # and is found without reading the caller's history

@@ -49,11 +49,11 @@ def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
         passed = queue.claim_next(skipper, project_id=project.id, annotator_id=second, lease_seconds=60, now=now)
         assert passed is not None
         assert passed.item_id > held.item_id
-        assert passed.passed_from == held.item_id
+        assert passed.passed_from == held.queue_rank
         skipper.commit()
         holder.rollback()  # the first claim never happened: its item still has both slots
         for item_id in queue.open_items_between(
-            skipper, project_id=project.id, from_item=passed.passed_from, to_item=passed.item_id
+            skipper, project_id=project.id, from_rank=passed.passed_from, to_rank=passed.queue_rank
         ):
             queue.mark_reopened(skipper, item_id=item_id)
         queue.close_lease(

@@ -1,0 +1,67 @@
+"""An annotator's own numbers: done today, left in the queue, streak, flagged content seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.principal import Principal
+from app.services.annotation import start_of_day
+from app.services.projects import ProjectAccessCache, cached_options, get_project
+from preference_store import judgments as judgment_store
+from preference_store import queue
+from preference_store.base import utcnow
+
+STREAK_WINDOW_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done_today: int
+    left_in_queue: int
+    streak_days: int
+    """Consecutive UTC days with at least one judgment, ending today (or yesterday)."""
+    sensitive_today: int
+    daily_cap: int | None
+    break_after_minutes: int | None
+
+
+def my_progress(
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    now: datetime | None = None,
+    cache: ProjectAccessCache | None = None,
+) -> Progress:
+    now = now or utcnow()
+    project = get_project(session, principal=principal, slug=slug, cache=cache)
+    options = cached_options(project)
+    today = start_of_day(now)
+    days = judgment_store.days_with_judgments(
+        session, annotator_id=principal.id, since=today - timedelta(days=STREAK_WINDOW_DAYS)
+    )
+    return Progress(
+        done_today=judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=today),
+        left_in_queue=queue.count_servable(
+            session,
+            project_id=project.id,
+            annotator_id=principal.id,
+            languages=principal.user.languages if options.route_by_language else None,
+        ),
+        streak_days=_streak(days, today),
+        sensitive_today=judgment_store.count_sensitive_since(session, annotator_id=principal.id, since=today),
+        daily_cap=options.daily_cap,
+        break_after_minutes=options.break_after_minutes,
+    )
+
+
+def _streak(days: set[str], today: datetime) -> int:
+    day = today if today.strftime("%Y-%m-%d") in days else today - timedelta(days=1)
+    streak = 0
+    while day.strftime("%Y-%m-%d") in days:
+        streak += 1
+        day -= timedelta(days=1)
+    return streak
