@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from annotation_ui import i18n
 from annotation_ui.markdown import render_markdown
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -18,7 +19,10 @@ templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
 templates.env.filters["markdown"] = render_markdown
 templates.env.autoescape = True
 templates.env.add_extension("jinja2.ext.i18n")
-templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+templates.env.policies["ext.i18n.trimmed"] = True  # as babel.cfg extracts {% trans %} blocks
+# Newstyle gettext: `_("Response %(label)s", label=...)` formats and escapes its variables.
+templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+i18n.load_catalogs()
 
 
 def is_htmx(request: Request) -> bool:
@@ -37,13 +41,25 @@ def render(
 ) -> Response:
     """The whole page, or only `block` when htmx asks; always `Vary: HX-Request`."""
     principal = getattr(request.state, "principal", None)
-    full_context = {"request": request, "principal": principal, **context}
-    if block is not None and is_htmx(request):
-        response = templates.TemplateResponse(
-            request, template, full_context, block_name=block, status_code=status_code, headers=headers
-        )
-    else:
-        response = templates.TemplateResponse(request, template, full_context, status_code=status_code, headers=headers)
+    language = i18n.request_language(request)
+    full_context = {
+        "request": request,
+        "principal": principal,
+        "ui_language": language,
+        "ui_languages": i18n.LANGUAGE_NAMES,
+        **context,
+    }
+    # The template renders inside TemplateResponse's constructor, so the language is set around it.
+    with i18n.activate(language):
+        if block is not None and is_htmx(request):
+            response = templates.TemplateResponse(
+                request, template, full_context, block_name=block, status_code=status_code, headers=headers
+            )
+        else:
+            response = templates.TemplateResponse(
+                request, template, full_context, status_code=status_code, headers=headers
+            )
+    response.headers["Content-Language"] = language
     response.headers["Vary"] = "HX-Request"
     response.headers.setdefault("Cache-Control", "no-store")
     return response

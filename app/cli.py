@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
 from app import database
-from app.errors import PrefstackError
+from app.errors import InvalidInput, PrefstackError
 from app.principal import command_line_principal
 from app.services import accounts, demo, exporting, importing, projects
 from app.settings import Settings
@@ -123,16 +124,25 @@ def token_create(
 def project_create(
     slug: Annotated[str, typer.Option(help="Short id used in URLs, e.g. th-safety.")],
     name: Annotated[str, typer.Option(help="Display name.")],
-    kind: Annotated[str, typer.Option(help="pairwise (rubric and ranking come later).")] = "pairwise",
+    kind: Annotated[str, typer.Option(help="pairwise, rubric or ranking.")] = "pairwise",
     overlap: Annotated[int, typer.Option(help="Judgments wanted per item.")] = 1,
     guidelines: Annotated[
         Path | None, typer.Option(help="Markdown file with the guidelines.", exists=True, dir_okay=False)
+    ] = None,
+    options: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file with the project's options: rubric, taxonomy, strength, routing... (docs/projects.md).",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
     member: Annotated[list[str] | None, typer.Option(help="Email of an annotator to add (repeatable).")] = None,
 ) -> None:
     """Create a project."""
     with _session() as session:
         operator = command_line_principal()
+        option_values = _read_json_object(options) if options else {}
         project = projects.create_project(
             session,
             principal=operator,
@@ -141,10 +151,35 @@ def project_create(
             kind=kind,
             overlap=overlap,
             guidelines=guidelines.read_text(encoding="utf-8") if guidelines else "",
+            options=option_values,
         )
         if member:
             projects.add_members(session, principal=operator, slug=project.slug, emails=member)
     out.print(f"created project {project.slug}", highlight=False)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput("invalid_options_file", f"{path}: not valid JSON ({error})", field="options") from error
+    if not isinstance(value, dict):
+        raise InvalidInput("invalid_options_file", f"{path}: expected a JSON object of options", field="options")
+    return value
+
+
+@project_cli.command("guidelines")
+def project_guidelines(
+    slug: Annotated[str, typer.Argument(help="Project slug.")],
+    file: Annotated[Path, typer.Argument(help="Markdown file with the new guidelines.", exists=True, dir_okay=False)],
+    note: Annotated[str, typer.Option(help="What changed, for the version history.")] = "",
+) -> None:
+    """Publish a new version of a project's guidelines."""
+    with _session() as session:
+        project = projects.update_guidelines(
+            session, principal=command_line_principal(), slug=slug, text=file.read_text(encoding="utf-8"), note=note
+        )
+    out.print(f"{slug}: guidelines version {project.guidelines_version}", highlight=False)
 
 
 @project_cli.command("add-members")
@@ -196,7 +231,7 @@ def export_dataset(
 def demo_command(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the app once seeded.")] = True,
 ) -> None:
-    """Migrate, seed the demo project and its people, print the logins, and serve."""
+    """Migrate, seed the demo projects and their people, print the logins, and serve."""
     settings = Settings()
     engine = build_engine(settings.database_url, pool_size=1)
     try:
@@ -206,7 +241,9 @@ def demo_command(
     with _session() as session:
         summary = demo.seed_demo(session)
     url = f"http://{settings.host}:{settings.port}/"
-    out.print(f"\n[bold]prefstack demo[/]: project '{summary.project_slug}' ({summary.items_created} new items)")
+    out.print(f"\n[bold]prefstack demo[/]: {len(summary.projects)} projects ({summary.items_created} new items)")
+    for project in summary.projects:
+        out.print(f"  {project.kind:<10} {project.slug:<28} {project.name}", highlight=False, soft_wrap=True)
     out.print(f"Open [bold]{url}[/] and log in as:", highlight=False)
     for login in summary.logins:
         out.print(f"  {login.role:<10} {login.email:<28} password: {login.password}", highlight=False)

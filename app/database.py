@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 import migrations
+from preference_store.engine import migration_connection
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -24,7 +25,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database behind `engine` up to `revision`."""
-    with engine.begin() as connection:
+    with migration_connection(engine) as connection:
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -32,7 +33,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database behind `engine` down to `revision`."""
-    with engine.begin() as connection:
+    with migration_connection(engine) as connection:
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

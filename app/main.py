@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 import app as app_package
-from app.api import v1
+from app.api import items, v1
 from app.deps import AppContext
 from app.errors import PrefstackError
 from app.services.accounts import LoginThrottle, TokenCache
@@ -54,6 +54,7 @@ def create_api_app(settings: Settings) -> FastAPI:
     application.state.context = context
     application.state.page_error_renderer = None
     application.include_router(v1.router)
+    application.include_router(items.router)
     _install_error_handlers(application)
 
     @application.get("/healthz", include_in_schema=False)

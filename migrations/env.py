@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 import preference_store.models  # noqa: F401  (registers every table on the metadata)
 from preference_store.base import Base, UtcDateTime
-from preference_store.engine import build_engine
+from preference_store.engine import build_engine, migration_connection
 
 DEFAULT_DATABASE_URL = "sqlite:///./prefstack.db"
 
@@ -66,9 +66,8 @@ def run_migrations_online() -> None:
         return
     engine = build_engine(_database_url(), pool_size=1)
     try:
-        with engine.connect() as connection:
+        with migration_connection(engine) as connection:
             _configure_and_run(connection)
-            connection.commit()
     finally:
         engine.dispose()
 

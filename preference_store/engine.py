@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -160,3 +162,27 @@ def runs_inline(engine: Engine) -> bool:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to `engine`; objects stay usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction for schema migrations.
+
+    On SQLite, foreign keys are off meanwhile: batch migrations rebuild a table by
+    copying it and dropping the old one, and that drop would cascade to the rows of
+    every table referring to it. The keys are checked before the transaction commits.
+    """
+    with engine.connect() as connection:
+        driver: Any = connection.connection.driver_connection if engine.dialect.name == "sqlite" else None
+        if driver is not None:
+            driver.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: before BEGIN
+        try:
+            with connection.begin():
+                yield connection
+                if driver is not None:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
+        finally:
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys = ON")

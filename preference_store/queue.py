@@ -3,8 +3,9 @@
 Claiming never scans a project. Each annotator claims items in increasing id order, so
 the newest item they hold is a cursor: every item below it that they never held was
 full when they passed it, and can only have become servable again through a lease that
-expired or was skipped, which sets `item_queue.is_reopened`. A claim therefore looks at
-the few reopened items first, then walks the open-items index from the cursor.
+expired or was skipped, or whose rank moved (priority), which sets
+`item_queue.is_reopened`. A claim therefore looks at the few reopened items below the
+cursor first, then walks the open-items index from the cursor.
 """
 
 from __future__ import annotations
@@ -16,7 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, Table, bindparam, case, exists, func, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -95,8 +110,15 @@ def _claim_statements(routed: bool) -> _ClaimStatements:
         )
         return (*conditions, _routed(queue_rows)) if routed else conditions
 
-    reopened_conditions = [_Q.c.project_id == bindparam("project_id"), _Q.c.is_reopened, _Q.c.open_slots > _ZERO]
-    reopened_conditions.append(_not_held(_Q))
+    # Only reopened items below the cursor: one above it is next in the walk anyway, and
+    # claiming it first would move the cursor past open items the caller never saw.
+    reopened_conditions = [
+        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.is_reopened,
+        _Q.c.open_slots > _ZERO,
+        _Q.c.rank < _CURSOR,
+        _not_held(_Q),
+    ]
     if routed:
         reopened_conditions.append(_routed(_Q))
     reopened = select(_Q.c.item_id, _Q.c.rank).where(*reopened_conditions).order_by(_Q.c.rank).limit(1)
@@ -366,7 +388,27 @@ def set_priority(session: Session, *, project_id: int, item_ids: Sequence[int], 
     statement = (
         update(_Q)
         .where(_Q.c.project_id == project_id, _Q.c.item_id.in_(bindparam("ids", expanding=True)))
-        .values(rank=(PRIORITY_LIMIT - priority) * _RANK_STEP + _Q.c.item_id, is_reopened=_Q.c.open_slots > _ZERO)
+        .values(
+            # Typed: an untyped literal takes item_id's INTEGER, and PostgreSQL refuses a rank that large.
+            rank=literal((PRIORITY_LIMIT - priority) * _RANK_STEP, BigInteger) + _Q.c.item_id,
+            is_reopened=_Q.c.open_slots > _ZERO,
+        )
+    )
+    return int(_run(session, statement, {"ids": list(item_ids)}).rowcount)
+
+
+def reopen_passed(session: Session, *, project_id: int, item_ids: Sequence[int]) -> int:
+    """Flag new items ranked below some annotator's cursor (imported with a priority) reopened, so they are served."""
+    furthest = select(func.max(_A.c.queue_rank)).where(_A.c.project_id == project_id).scalar_subquery()
+    statement = (
+        update(_Q)
+        .where(
+            _Q.c.project_id == project_id,
+            _Q.c.item_id.in_(bindparam("ids", expanding=True)),
+            _Q.c.open_slots > _ZERO,
+            _Q.c.rank < furthest,
+        )
+        .values(is_reopened=True)
     )
     return int(_run(session, statement, {"ids": list(item_ids)}).rowcount)
 
@@ -392,9 +434,27 @@ def _response_count(session: Session, item_id: int) -> int:
     return len(session.execute(select(Response.position).where(Response.item_id == item_id)).all())
 
 
-def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> None:
-    if _run(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount == 1:
-        _run(session, _RETURN_SLOT, {"target_item": item_id})
+def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> bool:
+    if _run(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount != 1:
+        return False
+    _run(session, _RETURN_SLOT, {"target_item": item_id})
+    return True
+
+
+def release_lapsed(session: Session, *, project_id: int, annotator_id: int, now: datetime, sweep: bool) -> bool:
+    """Return the slot of the caller's own lease if it ran out (with `sweep`, of every such lease in the project).
+
+    True when any slot came back. Commit before claim_next: a PostgreSQL claim may wait for a
+    row another claim holds, which must never happen while holding rows itself (deadlock).
+    """
+    params = {"project_id": project_id, "annotator_id": annotator_id}
+    live = _run(session, _LIVE_LEASE, params).first()
+    released = False
+    if live is not None and live.leased_until <= now:
+        released = _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
+    if sweep:
+        released = expire_stale_leases(session, project_id=project_id, now=now) > 0 or released
+    return released
 
 
 def expire_stale_leases(session: Session, *, project_id: int, now: datetime) -> int:

@@ -71,7 +71,9 @@ def create_project(body: ProjectIn, call: ApiCall) -> ProjectOut:
 def update_project_options(slug: str, body: ProjectOptionsIn, call: ApiCall) -> ProjectOut:
     """Change a project's options (rubric, taxonomy, routing, daily cap...); others keep their values."""
     changes = body.model_dump()
-    project = projects.update_options(call.session, principal=call.principal, slug=slug, changes=changes)
+    project = projects.update_options(
+        call.session, principal=call.principal, slug=slug, changes=changes, cache=call.context.project_cache
+    )
     return _project_out(project)
 
 
@@ -79,7 +81,12 @@ def update_project_options(slug: str, body: ProjectOptionsIn, call: ApiCall) -> 
 def update_guidelines(slug: str, body: GuidelinesIn, call: ApiCall) -> ProjectOut:
     """Publish a new version of the guidelines; judgments from now on record its number."""
     project = projects.update_guidelines(
-        call.session, principal=call.principal, slug=slug, text=body.text, note=body.note
+        call.session,
+        principal=call.principal,
+        slug=slug,
+        text=body.text,
+        note=body.note,
+        cache=call.context.project_cache,
     )
     return _project_out(project)
 

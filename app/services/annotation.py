@@ -25,6 +25,7 @@ from preference_store import queue
 from preference_store.base import utcnow
 from preference_store.engine import begin_write
 from preference_store.models import AssignmentState, ProjectKind
+from preference_store.projects import ProjectRow
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 MAX_SKIP_REASON_CHARS = 500
@@ -116,6 +117,11 @@ def next_task(
         judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=start_of_day(now))
         < options.daily_cap
     )
+    sweep = reaper is None or reaper.due(project.id, now)
+    if queue.release_lapsed(session, project_id=project.id, annotator_id=principal.id, now=now, sweep=sweep):
+        # Committed apart: the claim may wait for rows other claims hold, never holding any itself.
+        session.commit()
+        begin_write(session)
     lease = queue.claim_next(
         session,
         project_id=project.id,
@@ -123,7 +129,7 @@ def next_task(
         response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
         lease_seconds=project.lease_seconds,
         now=now,
-        reap_expired=reaper is None or reaper.due(project.id, now),
+        reap_expired=False,
         languages=principal.user.languages if options.route_by_language else None,
         allow_new=under_cap,
     )
@@ -137,11 +143,32 @@ def next_task(
         _flag_passed_items(session, project_id=project.id, from_rank=lease.passed_from, to_rank=lease.queue_rank)
     if content is None:
         raise NotFound("item_not_found", "The leased item no longer exists.")
+    return build_task(
+        project,
+        content,
+        assignment_id=lease.assignment_id,
+        shown_order=lease.shown_order,
+        leased_until=lease.leased_until,
+        guidelines_version=project.guidelines_version,
+    )
+
+
+def build_task(
+    project: ProjectRow,
+    content: item_store.ItemContent,
+    *,
+    assignment_id: int,
+    shown_order: list[int],
+    leased_until: datetime,
+    guidelines_version: int,
+) -> Task:
+    """An item as its annotator sees it: responses in the assignment's order, sensitive ones marked."""
+    options = cached_options(project)
     by_position = {response.position: response for response in content.responses}
     language = content.metadata.get("language")
     sensitive = content.is_sensitive or content.metadata.get("category") in options.sensitive_categories
     return Task(
-        assignment_id=lease.assignment_id,
+        assignment_id=assignment_id,
         project_slug=project.slug,
         project_name=project.name,
         kind=project.kind,
@@ -153,12 +180,12 @@ def next_task(
                 content=by_position[position].content,
                 sensitive=sensitive or by_position[position].metadata.get("sensitive") is True,
             )
-            for label, position in zip(shown_labels(len(lease.shown_order)), lease.shown_order, strict=True)
+            for label, position in zip(shown_labels(len(shown_order)), shown_order, strict=True)
         ],
         language=language if isinstance(language, str) else None,
         sensitive=sensitive,
-        leased_until=lease.leased_until,
-        guidelines_version=project.guidelines_version,
+        leased_until=leased_until,
+        guidelines_version=guidelines_version,
     )
 
 

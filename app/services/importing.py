@@ -15,6 +15,8 @@ from app.principal import Principal
 from app.services.project_options import response_count_range
 from app.services.projects import PAIRWISE_RESPONSES, cached_options, get_project
 from preference_store import items as item_store
+from preference_store import projects as project_store
+from preference_store import queue
 from preference_store.engine import begin_write
 from preference_store.items import NewItem, NewResponse
 from preference_store.queue import PRIORITY_LIMIT
@@ -103,9 +105,12 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         session.rollback()
         _reject(problems)
     for start in range(0, len(new_items), INSERT_BATCH):
-        item_store.insert_items(
-            session, project_id=project.id, items=new_items[start : start + INSERT_BATCH], open_slots=project.overlap
+        batch = new_items[start : start + INSERT_BATCH]
+        item_store.insert_items(session, project_id=project.id, items=batch, open_slots=project.overlap)
+        inserted = project_store.item_ids_by_external_id(
+            session, project_id=project.id, external_ids=[item.external_id for item in batch]
         )
+        queue.reopen_passed(session, project_id=project.id, item_ids=list(inserted.values()))
     session.commit()
     return ImportResult(created=len(new_items), unchanged=len(items) - len(new_items))
 

@@ -123,6 +123,12 @@ class ProjectAccessCache:
                 self._trim(self._projects)
                 self._projects[project.slug] = self._projects[project.id] = (expires, project)
 
+    def forget(self, project: ProjectRow) -> None:
+        """Drop a project that just changed, so this process reads it again."""
+        with self._lock:
+            self._projects.pop(project.slug, None)
+            self._projects.pop(project.id, None)
+
     def is_member(self, project_id: int, user_id: int) -> bool | None:
         entry = self._members.get((project_id, user_id))
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
@@ -214,7 +220,14 @@ def _options_from_json(settings_json: bytes) -> ProjectOptions:
     return options_of(orjson.loads(settings_json))
 
 
-def update_options(session: Session, *, principal: Principal, slug: str, changes: dict[str, Any]) -> ProjectRow:
+def update_options(
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    changes: dict[str, Any],
+    cache: ProjectAccessCache | None = None,
+) -> ProjectRow:
     """Change some of a project's options (leads); the rest keep their values."""
     principal.require_staff()
     begin_write(session)
@@ -223,6 +236,8 @@ def update_options(session: Session, *, principal: Principal, slug: str, changes
     settings = parse_options(merged, kind=project.kind).model_dump(mode="json", exclude_defaults=True)
     project_store.update_settings(session, project_id=project.id, settings=settings)
     session.commit()
+    if cache:
+        cache.forget(project)
     return project_store.get_project_by_id(session, project_id=project.id) or project
 
 
@@ -233,8 +248,20 @@ def _check_guidelines(text: str) -> None:
         )
 
 
-def update_guidelines(session: Session, *, principal: Principal, slug: str, text: str, note: str = "") -> ProjectRow:
-    """Publish a new version of a project's guidelines; judgments from now on record it."""
+def update_guidelines(
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    text: str,
+    note: str = "",
+    cache: ProjectAccessCache | None = None,
+) -> ProjectRow:
+    """Publish a new version of a project's guidelines; judgments from now on record it.
+
+    Pass the process's `cache` so that its next tasks and judgments carry the new version
+    at once (other processes see it when their cached copy expires).
+    """
     principal.require_staff()
     _check_guidelines(text)
     begin_write(session)
@@ -245,6 +272,8 @@ def update_guidelines(session: Session, *, principal: Principal, slug: str, text
     )
     project_store.set_current_guidelines(session, project_id=project.id, version=version, text=text)
     session.commit()
+    if cache:
+        cache.forget(project)
     return project_store.get_project_by_id(session, project_id=project.id) or project
 
 

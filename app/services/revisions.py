@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
-from app.services.annotation import MAX_TIME_SPENT_MS
+from app.services.annotation import MAX_TIME_SPENT_MS, Task, build_task
 from app.services.projects import ProjectAccessCache, cached_options, get_project, project_by_id
 from app.services.verdicts import VerdictInput, build_verdict, shown_payload
 from preference_store import items as item_store
@@ -144,10 +144,30 @@ def revise_judgment(
     return get_own_judgment(session, principal=principal, judgment_id=judgment_id)
 
 
-def judgment_content(session: Session, *, principal: Principal, judgment_id: int) -> tuple[ShownJudgment, Any]:
-    """A judgment of the caller with its item's content, to reopen it in the task form."""
-    shown = get_own_judgment(session, principal=principal, judgment_id=judgment_id)
-    row = judgment_store.get_judgment(session, judgment_id=judgment_id)
-    assert row is not None
+def reopen_judgment(
+    session: Session, *, principal: Principal, slug: str, judgment_id: int
+) -> tuple[ShownJudgment, Task]:
+    """One of the caller's revisable judgments in a project, with its item as they saw it then."""
+    row, judgment_slug, revisable = own_judgment(session, principal=principal, judgment_id=judgment_id)
+    if judgment_slug != slug:
+        raise NotFound(
+            "judgment_not_found", f"No judgment {judgment_id} of yours in this project.", field="judgment_id"
+        )
+    if not revisable:
+        raise Conflict(
+            "judgment_not_revisable", "Only your last few judgments in a project can be changed.", field="judgment_id"
+        )
+    project = get_project(session, principal=principal, slug=slug)
     content = item_store.load_item_content(session, item_id=row.item_id)
-    return shown, (content, row.shown_order)
+    if content is None:
+        raise NotFound("item_not_found", "The judged item no longer exists.")
+    history = judgment_store.revisions_of(session, judgment_ids=[row.id]).get(row.id, [])
+    task = build_task(
+        project,
+        content,
+        assignment_id=row.assignment_id,
+        shown_order=row.shown_order,
+        leased_until=row.created_at,
+        guidelines_version=row.guidelines_version,
+    )
+    return _shown(row, slug, revisable=True, history=history), task

@@ -169,6 +169,8 @@ def _rubric(
         preferred = _preferred(submitted.choice, position_of, problems)
         payload |= {"choice": submitted.choice, "preferred_position": preferred}
         overall = f"p{preferred}" if preferred is not None else str(submitted.choice)
+    elif submitted.choice is not None and options.rubric_overall_choice:
+        problems.append(Problem("An overall choice applies only to tasks with two responses.", field="choice"))
     digest = hashlib.blake2b(orjson.dumps(scores, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
     return Verdict(payload, f"{overall}|s:{digest}" if overall else f"s:{digest}")
 

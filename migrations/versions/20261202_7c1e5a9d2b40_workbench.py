@@ -80,6 +80,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_assignment_cursor", ["annotator_id", "project_id", "queue_rank"], unique=False)
     with op.batch_alter_table("item", schema=None) as batch_op:
         batch_op.alter_column("is_sensitive", existing_type=sa.Boolean(), server_default=None)
+        batch_op.create_index("ix_item_project_id_id", ["project_id", "id"], unique=False)
     with op.batch_alter_table("item_queue", schema=None) as batch_op:
         batch_op.alter_column("rank", existing_type=sa.BigInteger(), nullable=False)
         batch_op.drop_index(batch_op.f("ix_item_queue_open"), sqlite_where=sa.text("open_slots > 0"))
@@ -173,6 +174,7 @@ def downgrade() -> None:
         batch_op.drop_column("rank")
 
     with op.batch_alter_table("item", schema=None) as batch_op:
+        batch_op.drop_index("ix_item_project_id_id")
         batch_op.drop_column("is_sensitive")
 
     with op.batch_alter_table("assignment", schema=None) as batch_op:

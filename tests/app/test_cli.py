@@ -100,3 +100,29 @@ def test_demo_seeds_the_project_and_logins(cli_database: str) -> None:
     assert "lead@demo.prefstack" in output and "password:" in output
     again = _ok(["demo", "--no-serve"])
     assert "(0 new items)" in again
+
+
+def test_rubric_project_from_an_options_file_and_a_new_guidelines_version(cli_database: str, tmp_path: Path) -> None:
+    options = tmp_path / "options.json"
+    options.write_text(
+        json.dumps({"rubric": [{"name": "helpfulness", "scale": {"min": 1, "max": 5}}], "daily_cap": 50}),
+        encoding="utf-8",
+    )
+    _ok(
+        ["project", "create", "--slug", "rubric-cli", "--name", "Rubric", "--kind", "rubric", "--options", str(options)]
+    )
+    guidelines = tmp_path / "v2.md"
+    guidelines.write_text("# Score every response\n", encoding="utf-8")
+    assert "guidelines version 2" in _ok(["project", "guidelines", "rubric-cli", str(guidelines), "--note", "clearer"])
+
+
+def test_invalid_options_file_names_the_field(cli_database: str, tmp_path: Path) -> None:
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"rubric": [{"name": "x", "scale": {"min": 5, "max": 1}}]}), encoding="utf-8")
+    result = runner.invoke(
+        cli,
+        ["project", "create", "--slug", "bad-rubric", "--name", "Bad", "--kind", "rubric", "--options", str(options)],
+    )
+    assert result.exit_code != 0
+    assert "rubric.0.scale" in result.output
+    assert "min < max" in result.output

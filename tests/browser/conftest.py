@@ -79,6 +79,35 @@ class LiveServer:
             importing.import_items(session, principal=operator, slug=slug, rows=list(enumerate(items, start=1)))
         return member
 
+    def seed_project(
+        self,
+        *,
+        slug: str,
+        annotator: str,
+        items: list[dict[str, Any]],
+        kind: str = "pairwise",
+        options: dict[str, Any] | None = None,
+        guidelines: str = "",
+        overlap: int = 1,
+    ) -> Annotator:
+        """A new annotator and a project of `kind` with `options` holding `items` that they are a member of."""
+        member = self.create_annotator(annotator)
+        operator = command_line_principal()
+        with self.sessions() as session:
+            projects.create_project(
+                session,
+                principal=operator,
+                slug=slug,
+                name=f"Project {slug}",
+                kind=kind,
+                overlap=overlap,
+                guidelines=guidelines,
+                options=options,
+            )
+            projects.add_members(session, principal=operator, slug=slug, emails=[member.email])
+            importing.import_items(session, principal=operator, slug=slug, rows=list(enumerate(items, start=1)))
+        return member
+
     def judgments_by(self, annotator_id: int) -> list[tuple[Judgment, Assignment]]:
         """The annotator's stored judgments with their assignments, oldest assignment first."""
         with self.sessions() as session:
