@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from annotation_ui import account_views, lead_views
+from annotation_ui import account_views, lead_views, task_views
 from annotation_ui.rendering import STATIC_DIR
 from annotation_ui.views import render_page_error, router
 from app.main import create_api_app
@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.page_error_renderer = render_page_error
     application.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     application.include_router(router)
+    application.include_router(task_views.router)
     application.include_router(account_views.router)
     application.include_router(lead_views.router)
     return application

@@ -6,8 +6,10 @@ annotator causes get a translatable wording here; the rest are shown as the serv
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from annotation_ui import i18n
-from app.errors import Problem
+from app.errors import PrefstackError, Problem
 
 
 def N_(message: str) -> str:
@@ -47,3 +49,15 @@ def problem_message(problem: Problem, *, code: str | None = None) -> str:
         if matches and problem.message.startswith(starts):
             return i18n.gettext(wording)
     return problem.message
+
+
+def translated(request: Request, message: str) -> str:
+    """A marked message in the caller's interface language."""
+    with i18n.activate(i18n.request_language(request)):
+        return i18n.gettext(message)
+
+
+def error_text(request: Request, error: PrefstackError) -> str:
+    """An error's wording in the caller's interface language (as the service wrote it when unknown)."""
+    with i18n.activate(i18n.request_language(request)):
+        return problem_message(Problem(error.message, field=error.field), code=error.code)

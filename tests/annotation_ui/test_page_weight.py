@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import re
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -15,25 +17,39 @@ from tests.annotation_ui.test_pages import PASSWORD, _log_in
 from tests.conftest import People, native_item
 
 BUDGET_BYTES = 100 * 1024
-OPTIONS = {
+PAIRWISE_OPTIONS = {
     "strength": True,
     "rewrite": True,
     "taxonomy": [{"name": "gambling", "severities": ["minor", "severe"]}, {"name": "hate"}, {"name": "spam"}],
 }
+RUBRIC_OPTIONS = {
+    "rubric": [
+        {"name": "helpfulness", "scale": {"min": 1, "max": 5}, "anchors": {"1": "useless", "5": "complete"}},
+        {"name": "safe", "scale": {"binary": True}},
+        {"name": "tone", "scale": {"labels": ["harsh", "right", "soft"]}},
+    ]
+}
+KINDS: dict[str, tuple[dict[str, Any], int]] = {
+    "pairwise": (PAIRWISE_OPTIONS, 2),
+    "rubric": (RUBRIC_OPTIONS, 3),
+    "ranking": ({}, 5),
+}
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_annotate_page_with_its_assets_is_under_100_kb_gzipped(
-    client: TestClient, session: Session, people: People, operator: Principal
+    client: TestClient, session: Session, people: People, operator: Principal, kind: str
 ) -> None:
+    options, responses = KINDS[kind]
     email = people.make("weight@example.org", Role.ANNOTATOR, password=PASSWORD)
     projects.create_project(
-        session, principal=operator, slug="weight", name="Weight", guidelines="# Guidelines\n\n" + "Be fair. " * 200,
-        options=OPTIONS,
+        session, principal=operator, slug="weight", name="Weight", kind=kind,
+        guidelines="# Guidelines\n\n" + "Be fair. " * 200, options=options,
     )  # fmt: skip
     long_answer = "\n\n".join(f"Paragraph {n} of a long answer, as models write them." for n in range(40))
-    importing.import_items(
-        session, principal=operator, slug="weight", rows=[(1, native_item("w1", a=long_answer, b=long_answer))]
-    )
+    item = native_item("w1")
+    item["responses"] = [{"model": f"m{n}", "content": f"{n}: {long_answer}"} for n in range(responses)]
+    importing.import_items(session, principal=operator, slug="weight", rows=[(1, item)])
     projects.add_members(session, principal=operator, slug="weight", emails=[email])
     _log_in(client, email)
 
@@ -49,5 +65,5 @@ def test_annotate_page_with_its_assets_is_under_100_kb_gzipped(
         assert asset.status_code == 200, path
         sizes[path] = len(gzip.compress(asset.content, compresslevel=9))
     total = sum(sizes.values())
-    print(f"annotation page, gzipped: {total} bytes ({total / 1024:.1f} KB) = {sizes}")
+    print(f"{kind} annotation page, gzipped: {total} bytes ({total / 1024:.1f} KB) = {sizes}")
     assert total < BUDGET_BYTES, sizes

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,14 +14,13 @@ from app.principal import Principal, command_line_principal
 from app.services import accounts, annotation, importing, projects, revisions
 from app.services.verdicts import VerdictInput, verdict_input_of
 from preference_store.models import Role
+from tests.browser.doc_images import save_doc_image
 
 if TYPE_CHECKING:
     from tests.browser.conftest import LiveServer, PageEvents
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "images"
-MAX_SCREENSHOT_BYTES = 150 * 1024
 PASSWORD = "correct horse battery"
 SLUG = "lead-browse"
 LogIn = Callable[[Page, str, str], None]
@@ -146,8 +144,7 @@ def test_lead_filters_items_and_reads_every_judgment_of_one(
     page.goto(f"/projects/{SLUG}/items")
     rows = page.locator("#items tr.item-row")
     expect(rows).to_have_count(len(ITEMS))
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMAGES / "lead-items.png"))
+    save_doc_image(page, "lead-items.png")
 
     page.evaluate("window.__marker = 1")
     page.select_option("#filter-has_disagreement", "true")
@@ -174,7 +171,5 @@ def test_lead_filters_items_and_reads_every_judgment_of_one(
     expect(page.locator(".rewrite")).to_have_count(1)
     page.locator("article.judgment details.history summary").first.click()
     page.evaluate("document.querySelector('#judgments-heading').scrollIntoView()")
-    page.screenshot(path=str(DOCS_IMAGES / "lead-item-detail.png"))
+    save_doc_image(page, "lead-item-detail.png")
     assert page_events.errors == []
-    for name in ("lead-items.png", "lead-item-detail.png"):
-        assert (DOCS_IMAGES / name).stat().st_size < MAX_SCREENSHOT_BYTES, name

@@ -6,7 +6,6 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,6 +14,7 @@ from playwright.sync_api import Page, expect
 from app.principal import command_line_principal
 from app.services import projects
 from preference_store.models import AssignmentState
+from tests.browser.doc_images import save_doc_image
 
 if TYPE_CHECKING:
     from tests.browser.conftest import LiveServer, PageEvents
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 LogIn = Callable[[Page, str, str], None]
-DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-MAX_DOC_IMAGE_BYTES = 150 * 1024
 OPTIONS: dict[str, Any] = {
     "strength": True,
     "rewrite": True,
@@ -244,16 +242,15 @@ def test_screenshots_for_the_annotator_docs(live_server: LiveServer, page: Page,
         options=OPTIONS,
         guidelines="# Guidelines\n\nPrefer answers that explain side effects.",
     )
-    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
     log_in(page, annotator.email, annotator.password)
     page.goto("/projects/wb-docs/annotate")
     expect(page.locator("#progress .stat")).to_have_count(4)
     for key in ("1", "w", "l", "b", "3", "Escape", "d"):
         page.keyboard.press(key)
-    save(page, "annotate-pairwise.png")
+    save_doc_image(page, "annotate-pairwise.png")
     page.keyboard.press("?")
     expect(page.locator("#help-dialog")).to_be_visible()
-    save(page, "help-overlay.png")
+    save_doc_image(page, "help-overlay.png")
 
     flagged = item("doc-2", a=GRAPHIC[: len(GRAPHIC) // 4], b="I can't describe that; here is a neutral summary.")
     flagged["responses"][0]["metadata"] = {"sensitive": True}
@@ -262,13 +259,7 @@ def test_screenshots_for_the_annotator_docs(live_server: LiveServer, page: Page,
     log_in(page, other.email, other.password)
     page.goto("/projects/wb-docs-flagged/annotate")
     expect(page.locator("#task .response.sensitive")).to_have_count(2)
-    save(page, "sensitive-blurred.png")
-
-
-def save(page: Page, name: str) -> None:
-    path = DOC_IMAGES / name
-    page.screenshot(path=str(path), animations="disabled")
-    assert path.stat().st_size < MAX_DOC_IMAGE_BYTES, (name, path.stat().st_size)
+    save_doc_image(page, "sensitive-blurred.png")
 
 
 class Gray:

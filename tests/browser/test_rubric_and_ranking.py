@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from app.services.verdicts import shown_labels
+from tests.browser.doc_images import save_doc_image
 from tests.browser.seeding import RANKING_ITEMS, RUBRIC_ITEMS, RUBRIC_OPTIONS, seed_live
 
 if TYPE_CHECKING:
@@ -17,8 +17,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-DOCS_IMAGES = Path(__file__).parents[2] / "docs" / "images"
-MAX_SCREENSHOT_BYTES = 150_000
 LogIn = Callable[[Page, str, str], None]
 
 TASK_DONE = """previous => {
@@ -42,13 +40,6 @@ def _submit(page: Page, assignment: int) -> None:
     page.wait_for_timeout(20)  # a moment of reading: active time is never zero
     page.keyboard.press("Enter")
     page.wait_for_function(TASK_DONE, arg=str(assignment))
-
-
-def _screenshot(page: Page, name: str) -> None:
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    path = DOCS_IMAGES / name
-    page.screenshot(path=str(path))
-    assert path.stat().st_size < MAX_SCREENSHOT_BYTES, f"{name} is {path.stat().st_size} bytes"
 
 
 def _positions(server: LiveServer, annotator: Annotator, assignment: int) -> tuple[dict[str, object], dict[str, int]]:
@@ -109,7 +100,7 @@ def test_rubric_scored_by_keyboard_only(
         ("choice", "B"),
     ):
         expect(page.locator(f'input[name="{name}"][value="{value}"]')).to_be_checked()
-    _screenshot(page, "annotate-rubric.png")
+    save_doc_image(page, "annotate-rubric.png")
     _submit(page, assignment)
 
     payload, position = _positions(live_server, annotator, assignment)
@@ -144,7 +135,7 @@ def test_ranking_with_a_tie_by_keyboard_only(
     expect(page.locator("input[name=all_bad]")).to_be_checked()
     page.keyboard.press("0")
     expect(page.locator("input[name=all_bad]")).not_to_be_checked()
-    _screenshot(page, "annotate-ranking.png")
+    save_doc_image(page, "annotate-ranking.png")
     _submit(page, assignment)
 
     payload, position = _positions(live_server, annotator, assignment)
