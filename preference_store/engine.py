@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -186,3 +187,11 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
         finally:
             if driver is not None:
                 driver.execute("PRAGMA foreign_keys = ON")
+
+
+DEADLOCK_SQLSTATE = "40P01"
+
+
+def is_deadlock(error: DBAPIError) -> bool:
+    """Whether the database broke a deadlock by aborting this statement's transaction."""
+    return getattr(error.orig, "sqlstate", None) == DEADLOCK_SQLSTATE

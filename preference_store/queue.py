@@ -361,14 +361,28 @@ def _find_candidate(
     # "nothing left". When PostgreSQL's re-check drops the awaited row, LIMIT 1 comes back
     # empty, so look again while any candidate exists.
     for _attempt in range(_CURSOR_RETRIES):
-        found = _first_candidate(
-            session,
-            params,
-            statements.reopened.with_for_update(of=_Q),
-            statements.candidate.with_for_update(of=_Q),
-        )
-        if found is not None or _first_candidate(session, params, statements.reopened, statements.candidate) is None:
-            return found, None
+        for statement in (statements.reopened, statements.candidate):
+            found = _first_locked(session, statement.with_for_update(of=_Q), params)
+            if found is not None:
+                return found, None
+        if _first_candidate(session, params, statements.reopened, statements.candidate) is None:
+            return None, None
+    return None, None
+
+
+def _first_locked(session: Session, statement: Any, params: dict[str, Any]) -> _Candidate | None:
+    """The first row of a waiting FOR UPDATE search, holding no lock when it finds none.
+
+    PostgreSQL keeps the lock of a row that its re-check then drops from the result; a claim
+    holding it while waiting for the next row could deadlock with another doing the same.
+    """
+    savepoint = session.begin_nested()
+    row = _run(session, statement, params).first()
+    if row is None:
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    return int(row.item_id), int(row.rank)
     return None, None
 
 
@@ -441,20 +455,29 @@ def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime
     return True
 
 
-def release_lapsed(session: Session, *, project_id: int, annotator_id: int, now: datetime, sweep: bool) -> bool:
-    """Return the slot of the caller's own lease if it ran out (with `sweep`, of every such lease in the project).
+def release_lapsed(session: Session, *, project_id: int, annotator_id: int, now: datetime) -> bool:
+    """Return the slot of the caller's own lease in the project if it ran out; True if it did.
 
-    True when any slot came back. Commit before claim_next: a PostgreSQL claim may wait for a
-    row another claim holds, which must never happen while holding rows itself (deadlock).
+    Commit before claim_next: a PostgreSQL claim may wait for a row another claim holds,
+    which must never happen while holding rows itself (deadlock).
     """
-    params = {"project_id": project_id, "annotator_id": annotator_id}
-    live = _run(session, _LIVE_LEASE, params).first()
-    released = False
-    if live is not None and live.leased_until <= now:
-        released = _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
-    if sweep:
-        released = expire_stale_leases(session, project_id=project_id, now=now) > 0 or released
-    return released
+    live = _run(session, _LIVE_LEASE, {"project_id": project_id, "annotator_id": annotator_id}).first()
+    if live is None or live.leased_until > now:
+        return False
+    return _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
+
+
+def lapsed_leases(session: Session, *, project_id: int, now: datetime) -> list[tuple[int, int]]:
+    """The project's leases that ran out before `now`, as (assignment id, item id), oldest first."""
+    return [
+        (int(row.id), int(row.item_id))
+        for row in _run(session, _EXPIRED_LEASES, {"project_id": project_id, "now": now})
+    ]
+
+
+def expire_lease(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> bool:
+    """Close a lease that ran out and return its item's slot; False if it was no longer live."""
+    return _expire(session, assignment_id=assignment_id, item_id=item_id, now=now)
 
 
 def expire_stale_leases(session: Session, *, project_id: int, now: datetime) -> int:

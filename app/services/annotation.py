@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
@@ -23,11 +24,12 @@ from preference_store import items as item_store
 from preference_store import judgments as judgment_store
 from preference_store import queue
 from preference_store.base import utcnow
-from preference_store.engine import begin_write
+from preference_store.engine import begin_write, is_deadlock
 from preference_store.models import AssignmentState, ProjectKind
 from preference_store.projects import ProjectRow
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
+CLAIM_ATTEMPTS = 3
 MAX_SKIP_REASON_CHARS = 500
 
 
@@ -117,24 +119,36 @@ def next_task(
         judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=start_of_day(now))
         < options.daily_cap
     )
-    sweep = reaper is None or reaper.due(project.id, now)
-    if queue.release_lapsed(session, project_id=project.id, annotator_id=principal.id, now=now, sweep=sweep):
-        # Committed apart: the claim may wait for rows other claims hold, never holding any itself.
+    # Lapsed leases go back in transactions of their own: the claim below may wait for rows
+    # other claims hold, which it must never do while holding rows itself.
+    if queue.release_lapsed(session, project_id=project.id, annotator_id=principal.id, now=now):
         session.commit()
         begin_write(session)
-    lease = queue.claim_next(
-        session,
-        project_id=project.id,
-        annotator_id=principal.id,
-        response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
-        lease_seconds=project.lease_seconds,
-        now=now,
-        reap_expired=False,
-        languages=principal.user.languages if options.route_by_language else None,
-        allow_new=under_cap,
-    )
-    content = item_store.load_item_content(session, item_id=lease.item_id) if lease else None
-    session.commit()
+    if reaper is None or reaper.due(project.id, now):
+        _sweep_lapsed(session, project_id=project.id, now=now)
+    for attempt in range(CLAIM_ATTEMPTS):
+        try:
+            lease = queue.claim_next(
+                session,
+                project_id=project.id,
+                annotator_id=principal.id,
+                response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
+                lease_seconds=project.lease_seconds,
+                now=now,
+                reap_expired=False,
+                languages=principal.user.languages if options.route_by_language else None,
+                allow_new=under_cap,
+            )
+            content = item_store.load_item_content(session, item_id=lease.item_id) if lease else None
+            session.commit()
+            break
+        except DBAPIError as error:
+            # PostgreSQL may lock a row that its re-check then drops from a waiting claim's
+            # result: two such claims can deadlock. The claim wrote nothing yet, so run it again.
+            session.rollback()
+            if not is_deadlock(error) or attempt == CLAIM_ATTEMPTS - 1:
+                raise
+            begin_write(session)
     if lease is None:
         if not under_cap and options.daily_cap is not None:
             raise DailyCapReached(options.daily_cap)
@@ -189,6 +203,20 @@ def build_task(
     )
 
 
+def _sweep_lapsed(session: Session, *, project_id: int, now: datetime) -> None:
+    # One lease per transaction, so a sweep never holds one row while it waits for another
+    # (a skip or a submission holds its assignment, then wants the item's queue row).
+    lapsed = queue.lapsed_leases(session, project_id=project_id, now=now)
+    if not lapsed:
+        return
+    session.commit()
+    for assignment_id, item_id in lapsed:
+        begin_write(session)
+        queue.expire_lease(session, assignment_id=assignment_id, item_id=item_id, now=now)
+        session.commit()
+    begin_write(session)
+
+
 def start_of_day(now: datetime) -> datetime:
     """Midnight UTC of `now`'s day: daily caps and counts run on UTC days."""
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -200,8 +228,15 @@ def _flag_passed_items(session: Session, *, project_id: int, from_rank: int, to_
     passed = queue.open_items_between(session, project_id=project_id, from_rank=from_rank, to_rank=to_rank)
     session.rollback()
     for item_id in passed:
-        queue.mark_reopened(session, item_id=item_id)
-        session.commit()
+        for attempt in range(CLAIM_ATTEMPTS):
+            try:
+                queue.mark_reopened(session, item_id=item_id)
+                session.commit()
+                break
+            except DBAPIError as error:
+                session.rollback()
+                if not is_deadlock(error) or attempt == CLAIM_ATTEMPTS - 1:
+                    raise
 
 
 def submit_judgment(
@@ -215,7 +250,7 @@ def submit_judgment(
     cache: ProjectAccessCache | None = None,
 ) -> StoredJudgment:
     """Store a verdict once; an identical resubmission returns the stored one."""
-    _check_time_spent(time_spent_ms)
+    check_time_spent(time_spent_ms)
     now = now or utcnow()
     begin_write(session)
     assignment = _own_assignment(session, principal=principal, assignment_id=assignment_id)
@@ -313,6 +348,7 @@ def _own_assignment(session: Session, *, principal: Principal, assignment_id: in
     return assignment
 
 
-def _check_time_spent(time_spent_ms: int | None) -> None:
+def check_time_spent(time_spent_ms: int | None) -> None:
+    """Refuse a time on task that cannot be one (negative, or over a day)."""
     if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
         raise InvalidInput("invalid_time_spent", "time_spent_ms must be between 0 and 24 hours.", field="time_spent_ms")

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, NotFound
 from app.principal import Principal
-from app.services.annotation import MAX_TIME_SPENT_MS, Task, build_task
+from app.services.annotation import Task, build_task, check_time_spent
 from app.services.projects import ProjectAccessCache, cached_options, get_project, project_by_id
 from app.services.verdicts import VerdictInput, build_verdict, shown_payload
 from preference_store import items as item_store
@@ -114,8 +114,7 @@ def revise_judgment(
     now: datetime | None = None,
 ) -> ShownJudgment:
     """Change one of the caller's last few judgments; the version it replaces is kept."""
-    if time_spent_ms is not None and not 0 <= time_spent_ms <= MAX_TIME_SPENT_MS:
-        raise InvalidInput("invalid_time_spent", "time_spent_ms must be between 0 and 24 hours.", field="time_spent_ms")
+    check_time_spent(time_spent_ms)
     now = now or utcnow()
     begin_write(session)
     row, slug, revisable = own_judgment(session, principal=principal, judgment_id=judgment_id)
