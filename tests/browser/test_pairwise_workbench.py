@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from app.principal import command_line_principal
 from app.services import projects
-from preference_store.models import AssignmentState
+from preference_store.models import AssignmentState, Judgment, JudgmentRevision
 from tests.browser.doc_images import save_doc_image
 
 if TYPE_CHECKING:
@@ -321,3 +322,52 @@ def decode_png(data: bytes) -> Gray:
         gray.extend((299 * line[x] + 587 * line[x + 1] + 114 * line[x + 2]) // 1000 for x in range(0, stride, channels))
         previous = line
     return Gray(width, height, gray)
+
+
+def test_a_recent_judgment_reopens_prefilled_and_its_change_is_kept_as_a_revision(
+    live_server: LiveServer, page: Page, page_events: PageEvents, log_in: LogIn
+) -> None:
+    annotator = live_server.seed_project(
+        slug="wb-revise", annotator="rev@example.com", items=[item("r-1"), item("r-2")], options=OPTIONS
+    )
+    log_in(page, annotator.email, annotator.password)
+    page.goto("/projects/wb-revise/annotate")
+    for choice, strength in (("1", "q"), ("2", "e")):
+        current = shown(page)
+        page.keyboard.press(choice)
+        page.keyboard.press(strength)
+        page.keyboard.press("Enter")
+        page.wait_for_function(NEXT_TASK_SHOWN, arg=current)
+    expect(page.locator("#queue-empty")).to_be_visible()
+    first, second = live_server.judgments_by(annotator.id)
+
+    recent = page.locator(f"#recent li[data-judgment='{first[0].id}']")
+    expect(recent).to_contain_text("revision 1")
+    recent.locator("a.reopen").click()
+    expect(page.locator("#judgment-form")).to_be_visible()
+    expect(page.locator("input[name=choice][value=A]")).to_be_checked()  # filled in with what was stored
+    expect(page.locator("input[name=strength][value=slightly]")).to_be_checked()
+    page.keyboard.press("2")
+    page.keyboard.press("w")
+    page.keyboard.press("r")
+    page.keyboard.type("On second reading B is right.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#queue-empty")).to_be_visible()
+    expect(page.locator(f"#recent li[data-judgment='{first[0].id}']")).to_contain_text("revision 2")
+    assert page_events.errors == []
+
+    with live_server.sessions() as session:
+        revised = session.get(Judgment, first[0].id)
+        assert revised is not None
+        history = session.scalars(select(JudgmentRevision).where(JudgmentRevision.judgment_id == revised.id)).all()
+    a, b = first[1].shown_order
+    assert revised.revision == 2
+    assert revised.payload["choice"] == "B"
+    assert revised.payload["preferred_position"] == b
+    assert revised.payload["strength"] == "clearly"
+    assert revised.payload["rationale"] == "On second reading B is right."
+    [old] = history
+    assert old.revision == 1
+    assert old.payload == first[0].payload  # the first version, untouched
+    assert old.payload["choice"] == "A" and old.payload["preferred_position"] == a
+    assert live_server.judgments_by(annotator.id)[1][0].payload == second[0].payload
