@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from preference_store.models import Assignment, Item, Judgment, JudgmentRevision, Response
+from preference_store.models import Assignment, Item, ItemQueue, Judgment, JudgmentRevision, Response, User
+from preference_store.queue import queue_language
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +24,22 @@ class ResponseText:
 
 
 @dataclass(frozen=True, slots=True)
+class Vote:
+    """Who made one judgment of an item, when, and under which guidelines."""
+
+    annotator_id: int
+    team_id: int | None
+    guidelines_version: int
+    judged_at: datetime
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
 class ItemJudgments:
-    """An item with its responses and every judgment stored for it, oldest first."""
+    """An item with its responses and every (selected) judgment stored for it, oldest first.
+
+    `payloads`, `annotator_ids` and `votes` run in parallel, one entry per judgment.
+    """
 
     item_id: int
     external_id: str
@@ -32,28 +48,80 @@ class ItemJudgments:
     responses: list[ResponseText]
     payloads: list[dict[str, Any]]
     annotator_ids: list[int]
+    votes: list[Vote] = field(default_factory=list)
 
 
-def iter_judged_items(session: Session, *, project_id: int, batch_size: int = 500) -> Iterator[ItemJudgments]:
+@dataclass(frozen=True, slots=True)
+class JudgmentFilter:
+    """Which items and judgments an export reads; empty fields do not filter.
+
+    Item filters (language, market, category) keep or drop whole items; judgment filters
+    (date range, team, guidelines version) keep only matching judgments, and items with none.
+    """
+
+    languages: tuple[str, ...] = ()
+    markets: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    judged_from: datetime | None = None
+    judged_until: datetime | None = None
+    team_ids: tuple[int, ...] = ()
+    guidelines_versions: tuple[int, ...] = ()
+
+    def judgment_conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.judged_from is not None:
+            conditions.append(Judgment.created_at >= self.judged_from)
+        if self.judged_until is not None:
+            conditions.append(Judgment.created_at < self.judged_until)
+        if self.team_ids:
+            conditions.append(User.team_id.in_(self.team_ids))
+        if self.guidelines_versions:
+            conditions.append(Judgment.guidelines_version.in_(self.guidelines_versions))
+        return conditions
+
+    def item_conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.languages:
+            conditions.append(ItemQueue.language.in_([queue_language(code) for code in self.languages]))
+        for key, wanted in (("market", self.markets), ("category", self.categories)):
+            if wanted:
+                conditions.append(Item.metadata_[key].as_string().in_(wanted))
+        return conditions
+
+
+def iter_judged_items(
+    session: Session, *, project_id: int, batch_size: int = 500, where: JudgmentFilter | None = None
+) -> Iterator[ItemJudgments]:
     """Stream the project's judged items in id order, a batch of items at a time."""
+    where = where or JudgmentFilter()
+    judgment_conditions = where.judgment_conditions()
+    item_conditions = where.item_conditions()
     after = 0
     while True:
-        item_ids = list(
-            session.scalars(
-                select(Judgment.item_id)
-                .where(Judgment.project_id == project_id, Judgment.item_id > after)
-                .group_by(Judgment.item_id)
-                .order_by(Judgment.item_id)
-                .limit(batch_size)
-            )
+        statement = (
+            select(Judgment.item_id)
+            .join(User, User.id == Judgment.annotator_id)
+            .where(Judgment.project_id == project_id, Judgment.item_id > after, *judgment_conditions)
+            .group_by(Judgment.item_id)
+            .order_by(Judgment.item_id)
+            .limit(batch_size)
         )
+        if item_conditions:
+            statement = (
+                statement.join(Item, Item.id == Judgment.item_id)
+                .join(ItemQueue, ItemQueue.item_id == Judgment.item_id)
+                .where(*item_conditions)
+            )
+        item_ids = list(session.scalars(statement))
         if not item_ids:
             return
-        yield from _load_batch(session, item_ids)
+        yield from _load_batch(session, item_ids, judgment_conditions)
         after = item_ids[-1]
 
 
-def _load_batch(session: Session, item_ids: list[int]) -> Iterator[ItemJudgments]:
+def _load_batch(
+    session: Session, item_ids: list[int], judgment_conditions: list[ColumnElement[bool]]
+) -> Iterator[ItemJudgments]:
     responses: dict[int, list[ResponseText]] = defaultdict(list)
     for item_id, position, content, model_name in session.execute(
         select(Response.item_id, Response.position, Response.content, Response.model_name)
@@ -61,25 +129,35 @@ def _load_batch(session: Session, item_ids: list[int]) -> Iterator[ItemJudgments
         .order_by(Response.item_id, Response.position)
     ):
         responses[item_id].append(ResponseText(position, content, model_name))
-    judgments: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for item_id, annotator_id, payload in session.execute(
-        select(Judgment.item_id, Judgment.annotator_id, Judgment.payload)
-        .where(Judgment.item_id.in_(item_ids))
+    judgments: dict[int, list[tuple[dict[str, Any], Vote]]] = defaultdict(list)
+    for item_id, payload, *vote in session.execute(
+        select(
+            Judgment.item_id,
+            Judgment.payload,
+            Judgment.annotator_id,
+            User.team_id,
+            Judgment.guidelines_version,
+            Judgment.created_at,
+            Judgment.verdict,
+        )
+        .join(User, User.id == Judgment.annotator_id)
+        .where(Judgment.item_id.in_(item_ids), *judgment_conditions)
         .order_by(Judgment.item_id, Judgment.id)
     ):
-        judgments[item_id].append((annotator_id, dict(payload)))
+        judgments[item_id].append((dict(payload), Vote(*vote)))
     for item_id, external_id, messages, metadata in session.execute(
         select(Item.id, Item.external_id, Item.messages, Item.metadata_).where(Item.id.in_(item_ids)).order_by(Item.id)
     ):
-        votes = judgments[item_id]
+        found = judgments[item_id]
         yield ItemJudgments(
             item_id=item_id,
             external_id=external_id,
             messages=list(messages),
             metadata=dict(metadata or {}),
             responses=responses[item_id],
-            payloads=[payload for _, payload in votes],
-            annotator_ids=[annotator_id for annotator_id, _ in votes],
+            payloads=[payload for payload, _ in found],
+            annotator_ids=[vote.annotator_id for _, vote in found],
+            votes=[vote for _, vote in found],
         )
 
 
