@@ -1,68 +1,56 @@
-"""TRL preference rows (explicit prompt, conversational) from judged pairwise items."""
+"""DPO rows (TRL's preference format with an explicit prompt) from judged items."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from export.aggregate import pairwise_majority
+from export.formats import preference_row, provenance
+from export.pairs import PairOptions, RankingPairs, preference_pairs
 from preference_store.judgments import ItemJudgments
 
-Message = dict[str, str]
+__all__ = ["CONVERSATIONAL_PREFERENCE_SCHEMA", "DpoOptions", "RankingPairs", "build_dpo_rows"]
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 CONVERSATIONAL_PREFERENCE_SCHEMA = pa.schema([("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES)])
 
-
-@dataclass(frozen=True, slots=True)
-class DpoOptions:
-    """Which items become rows."""
-
-    min_judgments: int = 1
+DpoOptions = PairOptions
+"""DPO rows take the pair options as they are."""
 
 
-def build_dpo_rows(items: Iterable[ItemJudgments], options: DpoOptions | None = None) -> Iterator[dict[str, Any]]:
-    """Rows in TRL's conversational preference format with an explicit prompt.
+def build_dpo_rows(
+    items: Iterable[ItemJudgments], options: PairOptions | None = None, *, skips: Counter[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Rows in TRL's preference format with an explicit prompt (`prompt`, `chosen`, `rejected`).
 
-    One row per item whose judgments prefer one response by strict majority; items
-    decided as tie or both-bad, or without a majority, give no row.
+    Pairs come from pairwise majorities, ranking consensus (all pairs or best vs rest), rubric
+    overall choices and rewrites, each switchable in the options. Items decided as tie or
+    both-bad, or without a majority, give no pair.
 
     Args:
         items: judged items in a stable order (the store yields them by id).
-        options: filters; defaults keep every item with at least one judgment.
+        options: sources, aggregation and format; defaults keep every decided item, conversational.
+        skips: refused items and rows are counted here by reason.
 
     Returns:
-        An iterator of `{"prompt": [...messages], "chosen": [assistant], "rejected": [assistant]}`.
+        An iterator of `{"prompt": [...messages], "chosen": [assistant], "rejected": [assistant]}`
+        (plain strings in the standard format), plus provenance columns when asked.
 
     Example:
         >>> rows = list(build_dpo_rows(store.iter_judged_items(session, project_id=1)))
         >>> rows[0]["chosen"]
         [{'role': 'assistant', 'content': '...'}]
     """
-    options = options or DpoOptions()
+    options = options or PairOptions()
+    skips = Counter() if skips is None else skips
     for item in items:
-        if len(item.payloads) < options.min_judgments or len(item.responses) != 2:
-            continue
-        outcome = pairwise_majority(item.payloads)
-        if outcome.preferred_position is None:
-            continue
-        by_position = {response.position: response.content for response in item.responses}
-        chosen = by_position.get(outcome.preferred_position)
-        rejected_positions = [position for position in by_position if position != outcome.preferred_position]
-        if chosen is None or len(rejected_positions) != 1:
-            continue
-        rejected = by_position[rejected_positions[0]]
-        if not chosen.strip() or not rejected.strip() or chosen == rejected:
-            continue
-        yield {
-            "prompt": [_message(message) for message in item.messages],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-        }
-
-
-def _message(message: dict[str, Any]) -> Message:
-    return {"role": str(message["role"]), "content": str(message["content"])}
+        for pair in preference_pairs(item, options, skips):
+            row = preference_row(item.messages, pair.chosen, pair.rejected, options.row_format, skips)
+            if row is None:
+                continue
+            if options.provenance:
+                row |= provenance(item, source=pair.source, agreement=pair.agreement)
+            yield row
