@@ -6,21 +6,27 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session
 
-from app import database
+from app import __version__, database
 from app.errors import InvalidInput, PrefstackError
 from app.principal import command_line_principal
 from app.services import accounts, demo, exporting, importing, projects
 from app.settings import Settings
-from export.dpo import CONVERSATIONAL_PREFERENCE_SCHEMA
-from export.writers import ExportFormat, write_rows
+from export.aggregate import Abstain
+from export.formats import RowFormat
+from export.manifest import verify
+from export.pairs import RankingPairs
+from export.writers import ExportFormat
 from preference_store.engine import build_engine, session_factory
+from preference_store.judgments import JudgmentFilter
 from preference_store.models import Role
 
 cli = typer.Typer(name="prefstack", help="Annotation and preference data for RLHF.", no_args_is_help=True)
@@ -206,25 +212,155 @@ def import_file(
     out.print(f"created {result.created}, unchanged {result.unchanged}", highlight=False)
 
 
+_Choice = TypeVar("_Choice")
+_RANKING_PAIRS = {"all": RankingPairs.ALL_PAIRS, "best": RankingPairs.BEST_VS_REST}
+_OPTION_OF_FIELD = {
+    "kind": "KIND",
+    "fmt": "--format",
+    "kto_desirable_at": "--kto-desirable",
+    "kto_undesirable_at": "--kto-undesirable",
+    "slug": "--project",
+}
+
+
 @cli.command("export")
-def export_dataset(
-    kind: Annotated[str, typer.Argument(help="Dataset kind: dpo.")],
-    project: Annotated[str, typer.Option(help="Project slug.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or parquet.")] = ExportFormat.JSONL,
+def export_command(
+    kind: Annotated[str, typer.Argument(help=f"Dataset kind: {', '.join(exporting.EXPORT_KINDS)}; or verify.")],
+    directory: Annotated[Path | None, typer.Argument(help="With verify: the export directory to check.")] = None,
+    project: Annotated[str | None, typer.Option(help="Project slug.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output directory (new or empty).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, parquet or hf (a datasets directory).")] = "jsonl",
+    gzip: Annotated[bool, typer.Option("--gzip", help="Gzip the JSONL files.")] = False,
+    standard: Annotated[bool, typer.Option("--standard", help="Plain-string rows instead of messages.")] = False,
+    test_size: Annotated[float, typer.Option(help="Expected share of the test split (grouped by prompt).")] = 0.1,
+    validation_size: Annotated[float, typer.Option(help="Expected share of the validation split.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of the KTO shuffle.")] = 0,
+    provenance: Annotated[bool, typer.Option("--provenance", help="Add item id, agreement and vote columns.")] = False,
+    min_judgments: Annotated[int, typer.Option(help="Judgments an item needs.")] = 1,
+    min_agreement: Annotated[float, typer.Option(help="Share of votes the winner needs (0..1).")] = 0.0,
+    ties: Annotated[str, typer.Option(help="Tie votes: keep (count) or drop (abstain).")] = "keep",
+    both_bad: Annotated[str, typer.Option(help="Both-bad votes: keep (count) or drop (abstain).")] = "keep",
+    ranking_pairs: Annotated[str, typer.Option(help="Ranked items: all pairs or best vs each other.")] = "all",
+    rewrites: Annotated[bool, typer.Option("--rewrites/--no-rewrites", help="Use annotators' rewrites.")] = True,
+    margin: Annotated[bool, typer.Option("--margin/--no-margin", help="Reward rows carry a margin.")] = True,
+    kto_desirable: Annotated[
+        float | None, typer.Option(help="KTO: rubric overall score (0..1) at or above which a response is good.")
+    ] = None,
+    kto_undesirable: Annotated[
+        float | None, typer.Option(help="KTO: rubric overall score (0..1) at or below which a response is bad.")
+    ] = None,
+    language: Annotated[list[str] | None, typer.Option(help="Only items in this language (repeatable).")] = None,
+    market: Annotated[list[str] | None, typer.Option(help="Only items of this market (repeatable).")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only items of this category (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only judgments made on or after this date (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only judgments made on or before this date (UTC).")] = None,
+    team: Annotated[list[str] | None, typer.Option(help="Only judgments of this team (repeatable).")] = None,
+    guidelines_version: Annotated[
+        list[int] | None, typer.Option(help="Only judgments made under this guidelines version (repeatable).")
+    ] = None,
 ) -> None:
-    """Write a TRL-ready dataset."""
+    """Write a TRL-ready dataset directory (data, README.md card, export.json); or verify one."""
+    if kind == "verify":
+        _verify_export(directory)
+        return
+    if directory is not None:
+        _fail(f"unexpected argument '{directory}' (only verify takes a directory)")
     if kind not in exporting.EXPORT_KINDS:
-        _fail(f"unknown export kind '{kind}' (choose from {', '.join(exporting.EXPORT_KINDS)})")
-    with _session() as session:
-        row = exporting.authorize_export(session, principal=command_line_principal(), slug=project)
-        result = write_rows(
-            exporting.dpo_rows(session, project_id=row.id),
-            out_path,
-            fmt=fmt,
-            schema=CONVERSATIONAL_PREFERENCE_SCHEMA,
-        )
-    out.print(f"wrote {result.rows} rows to {result.path}", highlight=False)
+        _fail(f"KIND: unknown export kind '{kind}' (choose from {', '.join(exporting.EXPORT_KINDS)} or verify)")
+    if project is None or out_path is None:
+        _fail("--project and --out are required")
+    request = exporting.ExportRequest(
+        kind=kind,
+        fmt=_choice("--format", fmt, {value.value: value for value in ExportFormat}),
+        gzip=gzip,
+        row_format=RowFormat.STANDARD if standard else RowFormat.CONVERSATIONAL,
+        test_size=test_size,
+        validation_size=validation_size,
+        seed=seed,
+        provenance=provenance,
+        min_judgments=min_judgments,
+        min_agreement=min_agreement,
+        ties=_choice("--ties", ties, {value.value: value for value in Abstain}),
+        both_bad=_choice("--both-bad", both_bad, {value.value: value for value in Abstain}),
+        ranking_pairs=_choice("--ranking-pairs", ranking_pairs, _RANKING_PAIRS),
+        rewrites=rewrites,
+        margin=margin,
+        kto_desirable_at=kto_desirable,
+        kto_undesirable_at=kto_undesirable,
+        where=JudgmentFilter(
+            languages=tuple(language or ()),
+            markets=tuple(market or ()),
+            categories=tuple(category or ()),
+            judged_from=_moment("--since", since, end_of_day=False),
+            judged_until=_moment("--until", until, end_of_day=True),
+            guidelines_versions=tuple(guidelines_version or ()),
+        ),
+        teams=tuple(team or ()),
+    )
+    with (
+        _session() as session,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.completed} items read"), TimeElapsedColumn(), console=err, transient=True
+        ) as bar,
+    ):
+        task = bar.add_task("export", total=None)
+        try:
+            summary = exporting.export_dataset(
+                session,
+                principal=command_line_principal(),
+                slug=project,
+                request=request,
+                out=out_path,
+                prefstack_version=__version__,
+                progress=lambda read: bar.update(task, completed=read),
+            )
+        except PrefstackError as error:
+            bar.stop()
+            option = _OPTION_OF_FIELD.get(error.field or "", f"--{(error.field or '').replace('_', '-')}")
+            _fail(f"{option}: {error.message}" if error.field else error.message)
+    splits = ", ".join(f"{name} {rows}" for name, rows in summary.split_rows.items())
+    skipped = ", ".join(f"{reason} {count}" for reason, count in summary.skips.items()) or "none"
+    out.print(
+        f"wrote {summary.rows} {kind} rows ({splits}) from {summary.items_read} items to {summary.directory}; "
+        f"skipped: {skipped}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _choice(option: str, value: str, choices: dict[str, _Choice]) -> _Choice:
+    if value not in choices:
+        _fail(f"{option}: '{value}' is not one of {', '.join(choices)}")
+    return choices[value]
+
+
+def _moment(option: str, value: str | None, *, end_of_day: bool) -> datetime | None:
+    """A UTC moment from an ISO date or date-time; a bare date ends a range at the end of that day."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: '{value}' is not an ISO date such as 2026-01-31")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if end_of_day and len(value) == len("2026-01-31"):
+        moment += timedelta(days=1)
+    return moment
+
+
+def _verify_export(directory: Path | None) -> None:
+    if directory is None:
+        _fail("DIRECTORY: verify needs the export directory")
+    try:
+        result = verify(directory)
+    except (OSError, ValueError) as error:
+        _fail(f"{directory}: {error}")
+    for problem in result.problems:
+        err.print(f"  {problem.reason}: {problem.path}", highlight=False, soft_wrap=True)
+    if not result.ok:
+        _fail(f"{directory} does not match its export.json ({len(result.problems)} problem(s))")
+    out.print(f"{directory}: every file matches export.json", highlight=False, soft_wrap=True)
 
 
 @cli.command("demo")

@@ -178,3 +178,13 @@ def delete_expired_login_sessions(session: Session, *, now: datetime) -> int:
 def set_ui_language(session: Session, *, user_id: int, ui_language: str | None) -> None:
     """Store the interface language a user picked (None: follow the browser)."""
     session.execute(update(User).where(User.id == user_id).values(ui_language=ui_language))
+
+
+def team_ids_by_name(session: Session, *, names: list[str]) -> dict[str, int]:
+    """The ids of the named teams that exist."""
+    if not names:
+        return {}
+    return {
+        str(name): int(team_id)
+        for name, team_id in session.execute(select(Team.name, Team.id).where(Team.name.in_(names)))
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -35,7 +36,11 @@ from app.services import annotation, exporting, importing, progress, projects, r
 from app.services.annotation import Task
 from app.services.projects import cached_options
 from app.services.verdicts import VerdictInput
+from export.aggregate import Abstain
+from export.formats import RowFormat
+from export.pairs import RankingPairs
 from export.writers import jsonl_lines
+from preference_store.judgments import JudgmentFilter
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422)}
 
@@ -296,22 +301,76 @@ def export_dataset(
     context: Context,
     principal: CurrentPrincipal,
     fmt: Annotated[str, Query(alias="format")] = "jsonl",
+    standard: bool = False,
+    provenance: bool = False,
+    test_size: float = 0.0,
+    validation_size: float = 0.0,
+    seed: int = 0,
+    split: Annotated[str | None, Query(description="train, test or validation of the grouped split.")] = None,
+    min_judgments: int = 1,
+    min_agreement: float = 0.0,
+    ties: Abstain = Abstain.KEEP,
+    both_bad: Abstain = Abstain.KEEP,
+    ranking_pairs: RankingPairs = RankingPairs.ALL_PAIRS,
+    rewrites: bool = True,
+    margin: bool = True,
+    kto_desirable_at: float | None = None,
+    kto_undesirable_at: float | None = None,
+    language: Annotated[list[str] | None, Query()] = None,
+    market: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Judgments made at or after this moment.")] = None,
+    until: Annotated[datetime | None, Query(description="Judgments made before this moment.")] = None,
+    team: Annotated[list[str] | None, Query()] = None,
+    guidelines_version: Annotated[list[int] | None, Query()] = None,
 ) -> StreamingResponse:
-    """Stream a TRL-ready dataset as JSON lines (kind: dpo)."""
-    if kind not in exporting.EXPORT_KINDS:
-        raise InvalidInput(
-            "invalid_export_kind", f"kind must be one of {', '.join(exporting.EXPORT_KINDS)}.", field="kind"
-        )
+    """Stream a TRL-ready dataset as JSON lines (kind: dpo, reward, kto, sft or rubric).
+
+    With `test_size` (and `validation_size`), `split` picks one split of the grouped split.
+    """
     if fmt != "jsonl":
         raise InvalidInput("invalid_format", "The API streams jsonl; use the CLI for parquet.", field="format")
+    request = exporting.ExportRequest(
+        kind=kind,
+        row_format=RowFormat.STANDARD if standard else RowFormat.CONVERSATIONAL,
+        test_size=test_size,
+        validation_size=validation_size,
+        seed=seed,
+        provenance=provenance,
+        min_judgments=min_judgments,
+        min_agreement=min_agreement,
+        ties=ties,
+        both_bad=both_bad,
+        ranking_pairs=ranking_pairs,
+        rewrites=rewrites,
+        margin=margin,
+        kto_desirable_at=kto_desirable_at,
+        kto_undesirable_at=kto_undesirable_at,
+        where=JudgmentFilter(
+            languages=tuple(language or ()),
+            markets=tuple(market or ()),
+            categories=tuple(category or ()),
+            judged_from=_utc(since),
+            judged_until=_utc(until),
+            guidelines_versions=tuple(guidelines_version or ()),
+        ),
+        teams=tuple(team or ()),
+    )
     project = exporting.authorize_export(session, principal=principal, slug=slug)
+    request = exporting.resolve_request(session, project=project, request=request)
+    exporting.split_filter((), request=request, split=split)  # a bad split fails before the stream starts
 
     def body() -> Iterator[bytes]:
         with context.sessions() as stream_session:
-            yield from jsonl_lines(exporting.dpo_rows(stream_session, project_id=project.id))
+            rows = exporting.rows_for(stream_session, project=project, request=request)
+            yield from jsonl_lines(exporting.split_filter(rows, request=request, split=split))
 
     return StreamingResponse(
         body(),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="{project.slug}-{kind}.jsonl"'},
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)

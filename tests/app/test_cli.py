@@ -70,9 +70,23 @@ def test_create_import_export_round_trip(cli_database: str, tmp_path: Path) -> N
     items.write_text("\n".join(json.dumps(native_item(f"c{n}")) for n in range(3)) + "\n", encoding="utf-8")
     assert "created 3, unchanged 0" in _ok(["import", str(items), "--project", "cli-proj"])
     assert "created 0, unchanged 3" in _ok(["import", str(items), "--project", "cli-proj"])
-    out = tmp_path / "dpo.parquet"
-    assert "wrote 0 rows" in _ok(["export", "dpo", "--project", "cli-proj", "--out", str(out), "--format", "parquet"])
-    assert out.exists()
+    out = tmp_path / "dpo"
+    summary = _ok(["export", "dpo", "--project", "cli-proj", "--out", str(out), "--format", "parquet"])
+    assert "wrote 0 dpo rows (train 0, test 0) from 0 items" in summary
+    assert {path.name for path in out.iterdir()} == {"train.parquet", "test.parquet", "README.md", "export.json"}
+    assert f"{out}: every file matches export.json" in _ok(["export", "verify", str(out)])
+    (out / "train.parquet").write_bytes(b"tampered")
+    tampered = runner.invoke(cli, ["export", "verify", str(out)])
+    assert tampered.exit_code == 1 and "changed: train.parquet" in tampered.output
+
+    again = runner.invoke(cli, ["export", "dpo", "--project", "cli-proj", "--out", str(out)])
+    assert again.exit_code == 1 and "--out: " in again.output and "already exists" in again.output
+    bad_size = runner.invoke(cli, ["export", "dpo", "--project", "cli-proj", "--out", "x", "--test-size", "1.5"])
+    assert bad_size.exit_code == 1 and "--test-size: test_size must be at least 0 and below 1." in bad_size.output
+    bad_ties = runner.invoke(cli, ["export", "dpo", "--project", "cli-proj", "--out", "x", "--ties", "maybe"])
+    assert bad_ties.exit_code == 1 and "--ties: 'maybe' is not one of keep, drop" in bad_ties.output
+    bad_kind = runner.invoke(cli, ["export", "ppo", "--project", "cli-proj", "--out", "x"])
+    assert bad_kind.exit_code == 1 and "unknown export kind 'ppo'" in bad_kind.output
 
 
 def test_bad_file_fails_with_the_line_and_field(cli_database: str, tmp_path: Path) -> None:
