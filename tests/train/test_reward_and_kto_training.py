@@ -13,7 +13,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
-from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+from transformers import LlamaForSequenceClassification, PreTrainedTokenizerFast
 from trl import KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
 
 from app.principal import Principal
@@ -22,7 +22,7 @@ from app.services.exporting import ExportRequest
 from export.writers import ExportFormat
 from preference_store.models import Role
 from tests.conftest import People
-from tests.train.tiny_model import tiny_llama, train_tokenizer
+from tests.train.tiny_model import tiny_config, tiny_llama, train_tokenizer
 
 pytestmark = pytest.mark.train
 
@@ -134,19 +134,7 @@ def _check_two_steps(trainer: Any, training_loss: float) -> None:
 
 
 def _reward_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForSequenceClassification:
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = tiny_config(tokenizer, num_labels=1)
     torch.manual_seed(0)
     return LlamaForSequenceClassification(config)
 

@@ -59,21 +59,27 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 400) -> PreTraine
     )
 
 
+def tiny_config(tokenizer: PreTrainedTokenizerFast, **overrides: Any) -> LlamaConfig:
+    """A 2-layer Llama configuration sized to the tokenizer (overrides for other heads, e.g. num_labels)."""
+    values: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "tie_word_embeddings": False,
+    }
+    return LlamaConfig(**(values | overrides))
+
+
 def tiny_llama(tokenizer: PreTrainedTokenizerFast, *, seed: int = 0) -> tuple[LlamaForCausalLM, LlamaForCausalLM]:
     """A 2-layer Llama sized to the tokenizer, and a frozen copy of it to serve as the DPO reference."""
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
+    config = tiny_config(tokenizer)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     reference = LlamaForCausalLM(config)
