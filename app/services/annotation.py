@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -29,7 +31,8 @@ from preference_store.models import AssignmentState, ProjectKind
 from preference_store.projects import ProjectRow
 
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
-CLAIM_ATTEMPTS = 3
+DEADLOCK_ATTEMPTS = 3
+_T = TypeVar("_T")
 MAX_SKIP_REASON_CHARS = 500
 
 
@@ -126,29 +129,22 @@ def next_task(
         begin_write(session)
     if reaper is None or reaper.due(project.id, now):
         _sweep_lapsed(session, project_id=project.id, now=now)
-    for attempt in range(CLAIM_ATTEMPTS):
-        try:
-            lease = queue.claim_next(
-                session,
-                project_id=project.id,
-                annotator_id=principal.id,
-                response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
-                lease_seconds=project.lease_seconds,
-                now=now,
-                reap_expired=False,
-                languages=principal.user.languages if options.route_by_language else None,
-                allow_new=under_cap,
-            )
-            content = item_store.load_item_content(session, item_id=lease.item_id) if lease else None
-            session.commit()
-            break
-        except DBAPIError as error:
-            # PostgreSQL may lock a row that its re-check then drops from a waiting claim's
-            # result: two such claims can deadlock. The claim wrote nothing yet, so run it again.
-            session.rollback()
-            if not is_deadlock(error) or attempt == CLAIM_ATTEMPTS - 1:
-                raise
-            begin_write(session)
+
+    def claim() -> tuple[queue.Lease | None, item_store.ItemContent | None]:
+        lease = queue.claim_next(
+            session,
+            project_id=project.id,
+            annotator_id=principal.id,
+            response_count=PAIRWISE_RESPONSES if project.kind is ProjectKind.PAIRWISE else None,
+            lease_seconds=project.lease_seconds,
+            now=now,
+            reap_expired=False,
+            languages=principal.user.languages if options.route_by_language else None,
+            allow_new=under_cap,
+        )
+        return lease, item_store.load_item_content(session, item_id=lease.item_id) if lease else None
+
+    lease, content = _committed_retrying_deadlocks(session, claim)
     if lease is None:
         if not under_cap and options.daily_cap is not None:
             raise DailyCapReached(options.daily_cap)
@@ -228,15 +224,29 @@ def _flag_passed_items(session: Session, *, project_id: int, from_rank: int, to_
     passed = queue.open_items_between(session, project_id=project_id, from_rank=from_rank, to_rank=to_rank)
     session.rollback()
     for item_id in passed:
-        for attempt in range(CLAIM_ATTEMPTS):
-            try:
-                queue.mark_reopened(session, item_id=item_id)
-                session.commit()
-                break
-            except DBAPIError as error:
-                session.rollback()
-                if not is_deadlock(error) or attempt == CLAIM_ATTEMPTS - 1:
-                    raise
+        _committed_retrying_deadlocks(session, functools.partial(queue.mark_reopened, session, item_id=item_id))
+
+
+def _committed_retrying_deadlocks(session: Session, work: Callable[[], _T]) -> _T:
+    """Run `work` and commit; run it again when PostgreSQL broke a deadlock by aborting it.
+
+    For work that has written nothing before it can wait on a lock: a claim (PostgreSQL may
+    keep the lock of a row its re-check dropped, so two waiting claims can deadlock) and the
+    reopen flag of an item passed over.
+    """
+    for _attempt in range(DEADLOCK_ATTEMPTS - 1):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except DBAPIError as error:
+            session.rollback()
+            if not is_deadlock(error):
+                raise
+            begin_write(session)
+    result = work()
+    session.commit()
+    return result
 
 
 def submit_judgment(
