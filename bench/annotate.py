@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from benchlib import log, parse_size, pg_admin, pg_database_url, pg_execute, remove_sqlite, size_label, str_list
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
@@ -56,25 +56,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------ small helpers
-def parse_size(value: str) -> int:
-    """`10k`, `100k`, `1m` or a plain number of items."""
-    value = value.strip().lower()
-    for suffix, factor in (("k", 1_000), ("m", 1_000_000)):
-        if value.endswith(suffix):
-            return int(float(value[:-1]) * factor)
-    return int(value)
-
-
-def size_label(items: int) -> str:
-    return f"{items // 1000}k" if items % 1000 == 0 else str(items)
 
 
 def int_list(value: str) -> list[int]:
     return [int(part) for part in value.split(",") if part.strip()]
-
-
-def str_list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def free_port() -> int:
@@ -98,10 +83,6 @@ def latency_summary(values: list[float]) -> dict[str, float | None]:
         "p99": pct(values, 99),
         "max": round(1000 * max(values), 2) if values else None,
     }
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ /proc (same accounting as ceiling_load.py)
@@ -183,30 +164,6 @@ class Target:
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_template}"
         return pg_database_url(self.pg_url, self.pg_template)
-
-
-def pg_database_url(admin_url: str, database: str) -> str:
-    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-
-
-@contextmanager
-def pg_admin(admin_url: str) -> Iterator[Engine]:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def pg_execute(admin_url: str, *statements: str) -> None:
-    with pg_admin(admin_url) as engine, engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-
-
-def remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".writelock"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextmanager

@@ -33,14 +33,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parent.parent
 # This file is named like prefstack's `export` package; Python puts the script's folder first on
-# sys.path, where `import export` would find this file instead of the package.
+# sys.path, where `import export` would find this file instead of the package. The repository
+# root goes there instead (it also holds `bench.benchlib`).
 if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
-    sys.path.pop(0)
+    sys.path[0] = str(REPO)
+
+from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
+    log,
+    parse_size,
+    pg_admin,
+    pg_database_url,
+    pg_execute,
+    remove_sqlite,
+    size_label,
+    str_list,
+)
+
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
 DEFAULT_OUT = REPO / "bench" / "results" / "export.jsonl"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -52,25 +64,6 @@ TARGET_RSS_MB = 500.0
 
 
 # ------------------------------------------------------------------ small helpers
-def parse_size(value: str) -> int:
-    """`20k`, `200k`, `1m` or a plain number of items."""
-    value = value.strip().lower()
-    for suffix, factor in (("k", 1_000), ("m", 1_000_000)):
-        if value.endswith(suffix):
-            return int(float(value[:-1]) * factor)
-    return int(value)
-
-
-def size_label(items: int) -> str:
-    return f"{items // 1000}k" if items % 1000 == 0 else str(items)
-
-
-def str_list(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def git_revision() -> str:
@@ -122,30 +115,6 @@ class Target:
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_template}"
         return pg_database_url(self.pg_url, self.pg_template)
-
-
-def pg_database_url(admin_url: str, database: str) -> str:
-    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-
-
-@contextmanager
-def pg_admin(admin_url: str) -> Iterator[Engine]:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def pg_execute(admin_url: str, *statements: str) -> None:
-    with pg_admin(admin_url) as engine, engine.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement))
-
-
-def remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".writelock"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextmanager
