@@ -8,17 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import IO, Annotated, Any, NoReturn, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy.orm import Session
 
-from app import __version__, database
+from app import __version__, database, import_formats
 from app.errors import InvalidInput, PrefstackError
 from app.principal import command_line_principal
 from app.services import accounts, demo, exporting, importing, projects
+from app.services.export_labels import Aggregation
 from app.settings import Settings
 from export.aggregate import Abstain
 from export.formats import RowFormat
@@ -201,15 +203,75 @@ def project_add_members(
 
 @cli.command("import")
 def import_file(
-    file: Annotated[Path, typer.Argument(help="Native JSONL file (docs/formats.md).", exists=True, dir_okay=False)],
-    project: Annotated[str, typer.Option(help="Project slug.")],
+    first: Annotated[str, typer.Argument(metavar="PROJECT", help="Project slug (or the file, with --project).")],
+    second: Annotated[Path | None, typer.Argument(metavar="FILE", help="File or datasets directory to import.")] = None,
+    project: Annotated[str | None, typer.Option(help="Project slug (the older form: import FILE --project S).")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of {', '.join(import_formats.FORMATS)}, or CONTAINER:SHAPE; detected when omitted.",
+        ),
+    ] = None,
+    on_error: Annotated[
+        str, typer.Option(help="fail: a bad row refuses the file; skip: bad rows go to --rejects.")
+    ] = "fail",
+    rejects: Annotated[Path | None, typer.Option(help="JSONL file for the rows left out by --on-error skip.")] = None,
 ) -> None:
-    """Import items; a bad line rejects the whole file and nothing is written."""
-    with _session() as session, file.open("rb") as stream:
-        result = importing.import_items(
-            session, principal=command_line_principal(), slug=project, rows=importing.parse_jsonl(stream)
-        )
-    out.print(f"created {result.created}, unchanged {result.unchanged}", highlight=False)
+    """Import items (docs/formats.md); by default a bad row rejects the whole file and nothing is written."""
+    slug, file = (project, Path(first)) if project is not None else (first, second)
+    if project is not None and second is not None:
+        _fail(f"unexpected argument '{second}' (give PROJECT FILE, or FILE --project PROJECT)")
+    if file is None:
+        _fail("FILE: give the file to import (prefstack import PROJECT FILE)")
+    if not file.exists():
+        _fail(f"FILE: {file} does not exist")
+    mode = _choice("--on-error", on_error, {value.value: value for value in importing.OnError})
+    if mode is importing.OnError.SKIP and rejects is None:
+        _fail("--rejects: --on-error skip needs the file the rejected rows are written to")
+    with _session() as session, _RejectsFile(rejects) as rejected_rows:
+        source = import_formats.detect_format(file, fmt)
+        err.print(f"reading {file} as {source}", highlight=False, soft_wrap=True)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.completed} rows read"), TimeElapsedColumn(), console=err, transient=True
+        ) as bar:
+            task = bar.add_task("import", total=None)
+            result = importing.import_items(
+                session,
+                principal=command_line_principal(),
+                slug=slug,
+                rows=import_formats.read_source(file, str(source)),
+                on_error=mode,
+                reject=rejected_rows.write,
+                progress=lambda read: bar.update(task, completed=read),
+            )
+    summary = f"created {result.created}, unchanged {result.unchanged}"
+    if mode is importing.OnError.SKIP:
+        summary += f", rejected {result.rejected} (written to {rejects})"
+    if result.verdicts:
+        summary += f"; {result.verdicts} external verdicts read and checked (not stored yet)"
+    out.print(summary, highlight=False, soft_wrap=True)
+
+
+class _RejectsFile:
+    """The --rejects JSONL file, opened (and truncated) only when the import has one."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._stream: IO[bytes] | None = None
+
+    def __enter__(self) -> _RejectsFile:
+        if self._path is not None:
+            self._stream = self._path.open("wb")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def write(self, rejected: importing.Rejected) -> None:
+        if self._stream is not None:
+            self._stream.write(orjson.dumps(rejected.as_json(), default=str) + b"\n")
 
 
 _Choice = TypeVar("_Choice")
@@ -240,6 +302,9 @@ def export_command(
     min_agreement: Annotated[float, typer.Option(help="Share of votes the winner needs (0..1).")] = 0.0,
     ties: Annotated[str, typer.Option(help="Tie votes: keep (count) or drop (abstain).")] = "keep",
     both_bad: Annotated[str, typer.Option(help="Both-bad votes: keep (count) or drop (abstain).")] = "keep",
+    aggregation: Annotated[
+        str, typer.Option(help="Pairwise votes: majority, or dawid-skene (annotators weighted by fitted accuracy).")
+    ] = "majority",
     ranking_pairs: Annotated[str, typer.Option(help="Ranked items: all pairs or best vs each other.")] = "all",
     rewrites: Annotated[bool, typer.Option("--rewrites/--no-rewrites", help="Use annotators' rewrites.")] = True,
     margin: Annotated[bool, typer.Option("--margin/--no-margin", help="Reward rows carry a margin.")] = True,
@@ -282,6 +347,7 @@ def export_command(
         min_agreement=min_agreement,
         ties=_choice("--ties", ties, {value.value: value for value in Abstain}),
         both_bad=_choice("--both-bad", both_bad, {value.value: value for value in Abstain}),
+        aggregation=_choice("--aggregation", aggregation, {value.value: value for value in Aggregation}),
         ranking_pairs=_choice("--ranking-pairs", ranking_pairs, _RANKING_PAIRS),
         rewrites=rewrites,
         margin=margin,

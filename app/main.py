@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 import app as app_package
-from app.api import items, v1
+from app.api import clarifications, export_jobs, items, quality, v1
 from app.deps import AppContext
 from app.errors import PrefstackError
 from app.services.accounts import LoginThrottle, TokenCache
 from app.services.annotation import LeaseReaper
+from app.services.export_jobs import ExportJobRunner, exports_directory
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 from preference_store.engine import build_engine, runs_inline, session_factory
@@ -39,9 +40,17 @@ def create_api_app(settings: Settings) -> FastAPI:
     )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         with engine.connect() as connection:  # fail fast and warm the pool
             connection.execute(text("SELECT 1"))
+        # Built at start-up from the context as it is then (tests swap in their sessions).
+        runner = ExportJobRunner(
+            sessions=started.state.context.sessions,
+            directory=exports_directory(settings),
+            prefstack_version=app_package.__version__,
+        )
+        started.state.export_jobs = runner
+        runner.recover_interrupted()
         yield
         engine.dispose()
 
@@ -55,6 +64,9 @@ def create_api_app(settings: Settings) -> FastAPI:
     application.state.page_error_renderer = None
     application.include_router(v1.router)
     application.include_router(items.router)
+    application.include_router(export_jobs.router)
+    application.include_router(quality.router)
+    application.include_router(clarifications.router)
     _install_error_handlers(application)
 
     @application.get("/healthz", include_in_schema=False)

@@ -52,6 +52,16 @@ class AnnotationSettings(BaseModel):
     """Largest request body accepted by the import endpoints."""
 
 
+class ExportSettings(BaseModel):
+    """Exports written in the background from the export page and the API."""
+
+    directory: Path | None = None
+    """Where export jobs write, one directory per job.
+
+    Default: `exports/` beside the SQLite file, else in the working directory.
+    """
+
+
 class Settings(BaseSettings):
     """Everything prefstack reads from its environment (prefix `PREFSTACK_`)."""
 
@@ -80,6 +90,7 @@ class Settings(BaseSettings):
 
     security: SecuritySettings = SecuritySettings()
     annotation: AnnotationSettings = AnnotationSettings()
+    exports: ExportSettings = ExportSettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

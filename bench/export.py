@@ -7,7 +7,7 @@
   run    for each backend x format, `--repeat` runs, each in a fresh subprocess on a fresh copy of the
          template: `exporting.export_dataset` with the CLI's dpo defaults (test_size 0.1) into a temp
          directory; wall time, rows per split, peak RSS (VmHWM) and output size; one JSON line per run,
-         then a markdown table of the medians.
+         then a markdown table of the medians. `--cprofile` (or `--py-spy`) records a profile of each run.
   table  the markdown table of a results file.
   clean  drop the PostgreSQL templates and run databases (prefstack_bench_export_*), delete the files.
 
@@ -377,7 +377,10 @@ def run_one(target: Target, *, fmt: str, repeat: int, run_id: str, profile: Path
     loadavg = [round(x, 2) for x in os.getloadavg()]
     with run_database(target, name) as url:
         command = [sys.executable, str(Path(__file__).resolve()), "_one", "--url", url, "--format", fmt]
-        if profile is not None:
+        if profile is not None and profile.suffix == ".prof":
+            # cProfile inflates Python-heavy parts, so its runs are flagged and kept out of the targets.
+            command = [sys.executable, "-m", "cProfile", "-o", str(profile), *command[1:]]
+        elif profile is not None:
             command = ["py-spy", "record", "--format", "raw", "--output", str(profile), "--", *command]
         started = time.perf_counter()
         done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, timeout=1800)
@@ -419,6 +422,8 @@ def run(a: argparse.Namespace) -> None:
                 profile = None
                 if a.py_spy:
                     profile = a.workdir / f"export-profile-{target.label}-{fmt}-{repeat}.txt"
+                elif a.cprofile:
+                    profile = a.workdir / f"export-profile-{target.label}-{fmt}-{repeat}.prof"
                 row = run_one(target, fmt=fmt, repeat=repeat, run_id=run_id, profile=profile)
                 append(a.out, row)
                 log(
@@ -449,7 +454,7 @@ def table(path: Path, *, run_id: str | None = None) -> str:
         median_s = statistics.median(seconds)
         cpu = statistics.median(row["export_cpu_s"] for row in group)
         splits = group[-1]["split_rows"]
-        profiled = " (py-spy)" if any(row.get("profiled") for row in group) else ""
+        profiled = " (profiled)" if any(row.get("profiled") for row in group) else ""
         out.append(
             f"| {backend}{profiled} | {size_label(items)} | {fmt} | {len(group)} | {median_s:.1f} | "
             f"{min(seconds):.1f} / {max(seconds):.1f} | {cpu:.1f} | "
@@ -490,7 +495,12 @@ def main() -> None:
 
     def targets(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--backend", type=str_list, default=["sqlite", "postgresql"], help="sqlite, postgresql or both")
+        p.add_argument(
+            "--backend",
+            type=str_list,
+            default=["sqlite", "postgresql"],
+            help="comma-separated: sqlite,postgresql (default: both)",
+        )
         p.add_argument("--items", type=parse_size, default=200_000, help="items of the template, e.g. 20k or 200k")
 
     seed_parser = sub.add_parser("seed", help="build the template databases (skipped when they exist)")
@@ -499,10 +509,17 @@ def main() -> None:
 
     run_parser = sub.add_parser("run", help="measure exports, each in a fresh process on a fresh copy")
     targets(run_parser)
-    run_parser.add_argument("--format", type=str_list, default=["parquet", "jsonl"], help="parquet, jsonl or both")
+    run_parser.add_argument(
+        "--format", type=str_list, default=["parquet", "jsonl"], help="comma-separated: parquet,jsonl (default: both)"
+    )
     run_parser.add_argument("--repeat", type=int, default=3, help="runs per backend x format")
     run_parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results .jsonl (appended)")
     run_parser.add_argument("--py-spy", action="store_true", help="record a py-spy raw profile of each run")
+    run_parser.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="record a cProfile of each run (workdir/export-profile-*.prof; read with python -m pstats)",
+    )
 
     table_parser = sub.add_parser("table", help="markdown table of a results file (its newest run)")
     table_parser.add_argument("path", type=Path, nargs="?", default=DEFAULT_OUT)

@@ -96,9 +96,14 @@ class PairwiseDecision:
     """Mean over counted votes of +weight (for the winner), -weight (against), 0 (tie/both-bad)."""
     margin_strength: float | None
     """Mean reward margin (slightly 0.5, clearly 1.0, much 2.0) over votes for the winner that gave one."""
+    confidence: float | None = None
+    """The fitted model's posterior of the outcome, when a `ModelLabel` decided it."""
 
     @property
     def agreement(self) -> float:
+        """The fitted posterior when a model decided, else the winning outcome's share of counted votes."""
+        if self.confidence is not None:
+            return self.confidence
         return self.agreeing / self.votes if self.votes else 0.0
 
     @property
@@ -109,6 +114,17 @@ class PairwiseDecision:
 STRENGTH_MARGINS = {"slightly": 0.5, "clearly": 1.0, "much": 2.0}
 
 
+@dataclass(frozen=True, slots=True)
+class ModelLabel:
+    """An item's outcome fitted over the whole export (e.g. by Dawid-Skene), with its posterior.
+
+    `outcome` is a vote key: `p<position>`, `tie` or `both_bad`.
+    """
+
+    outcome: str
+    posterior: float
+
+
 def _vote_of(payload: dict[str, Any]) -> str:
     position = payload.get("preferred_position")
     if isinstance(position, int) and not isinstance(position, bool):
@@ -116,15 +132,20 @@ def _vote_of(payload: dict[str, Any]) -> str:
     return BOTH_BAD if payload.get("choice") == BOTH_BAD else TIE
 
 
-def pairwise_decision(payloads: Sequence[dict[str, Any]], rule: MajorityRule | None = None) -> PairwiseDecision:
+def pairwise_decision(
+    payloads: Sequence[dict[str, Any]], rule: MajorityRule | None = None, label: ModelLabel | None = None
+) -> PairwiseDecision:
     """Aggregate pairwise (or rubric overall-choice) votes by strict majority under a rule.
 
     The winning outcome needs more than half of the counted votes, at least
     `rule.min_judgments` counted votes and a share of at least `rule.min_agreement`.
+    With a fitted `label`, the label's outcome wins instead, if its posterior reaches
+    `rule.min_agreement` (the counted votes must still reach `rule.min_judgments`).
 
     Args:
         payloads: stored payloads with `choice` / `preferred_position` (and optional `strength`).
         rule: the majority rule; defaults count every vote and keep any majority.
+        label: the item's outcome fitted over the whole export, replacing the majority.
 
     Returns:
         The decision; `winner` is set only when `outcome == "preferred"`.
@@ -135,28 +156,42 @@ def pairwise_decision(payloads: Sequence[dict[str, Any]], rule: MajorityRule | N
         1
     """
     rule = rule or MajorityRule()
-    votes = [_vote_of(payload) for payload in payloads]
-    counted = [
-        (vote, payload)
-        for vote, payload in zip(votes, payloads, strict=True)
-        if not (vote == TIE and rule.ties is Abstain.DROP) and not (vote == BOTH_BAD and rule.both_bad is Abstain.DROP)
-    ]
-    counts = Counter(vote for vote, _ in counted)
+    drop_ties, drop_both_bad = rule.ties is Abstain.DROP, rule.both_bad is Abstain.DROP
+    counted: list[tuple[str, dict[str, Any]]] = []
+    counts: dict[str, int] = {}
+    for payload in payloads:
+        vote = _vote_of(payload)
+        if (drop_ties and vote == TIE) or (drop_both_bad and vote == BOTH_BAD):
+            continue
+        counted.append((vote, payload))
+        counts[vote] = counts.get(vote, 0) + 1
     total = len(counted)
     ordered = dict(sorted(counts.items()))
     if total < max(rule.min_judgments, 1):
         return PairwiseDecision("too_few_judgments", None, total, 0, ordered, None, None)
-    best, agreeing = max(counts.items(), key=lambda entry: (entry[1], entry[0].startswith("p"), entry[0]))
-    if agreeing * 2 <= total:
-        return PairwiseDecision("no_majority", None, total, agreeing, ordered, None, None)
-    if agreeing < rule.min_agreement * total:
-        return PairwiseDecision("low_agreement", None, total, agreeing, ordered, None, None)
+    confidence = None if label is None else label.posterior
+    if label is not None:
+        best, agreeing = label.outcome, counts.get(label.outcome, 0)
+        if label.posterior < rule.min_agreement:
+            return PairwiseDecision("low_agreement", None, total, agreeing, ordered, None, None, confidence)
+    else:
+        best, agreeing = max(counts.items(), key=lambda entry: (entry[1], entry[0].startswith("p"), entry[0]))
+        if agreeing * 2 <= total:
+            return PairwiseDecision("no_majority", None, total, agreeing, ordered, None, None)
+        if agreeing < rule.min_agreement * total:
+            return PairwiseDecision("low_agreement", None, total, agreeing, ordered, None, None)
     if not best.startswith("p"):
-        return PairwiseDecision(best, None, total, agreeing, ordered, None, None)
+        return PairwiseDecision(best, None, total, agreeing, ordered, None, None, confidence)
     signed: list[int] = []
     margins: list[float] = []
+    any_strength = False
     for vote, payload in counted:
         strength = payload.get("strength")
+        if strength is None:
+            # The common case, without a strength: weight 1 and no margin.
+            signed.append(1 if vote == best else -1 if vote.startswith("p") else 0)
+            continue
+        any_strength = any_strength or strength in STRENGTH_WEIGHTS
         weight = STRENGTH_WEIGHTS.get(strength, 1) if isinstance(strength, str) else 1
         if vote == best:
             signed.append(weight)
@@ -166,7 +201,6 @@ def pairwise_decision(payloads: Sequence[dict[str, Any]], rule: MajorityRule | N
             signed.append(-weight)
         else:
             signed.append(0)
-    any_strength = any(payload.get("strength") in STRENGTH_WEIGHTS for _, payload in counted)
     return PairwiseDecision(
         "preferred",
         int(best[1:]),
@@ -175,6 +209,7 @@ def pairwise_decision(payloads: Sequence[dict[str, Any]], rule: MajorityRule | N
         ordered,
         sum(signed) / len(signed) if any_strength else None,
         sum(margins) / len(margins) if margins else None,
+        confidence,
     )
 
 

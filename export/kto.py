@@ -18,7 +18,15 @@ from typing import Any
 
 import orjson
 
-from export.aggregate import BOTH_BAD, Abstain, MajorityRule, flagged_positions, pairwise_decision, rubric_scores
+from export.aggregate import (
+    BOTH_BAD,
+    Abstain,
+    MajorityRule,
+    ModelLabel,
+    flagged_positions,
+    pairwise_decision,
+    rubric_scores,
+)
 from export.formats import RowFormat, item_kind, provenance, response_text, unpaired_row
 from preference_store.judgments import ItemJudgments
 
@@ -40,6 +48,7 @@ class KtoOptions:
         policy_min_share: a response is flagged when more than this share of judgments flag it.
         row_format: conversational (default) or standard.
         provenance: add external_id, source, annotators, votes, agreement columns.
+        fitted_labels: item id -> outcome fitted over the whole export (Dawid-Skene); replaces the majority.
     """
 
     min_judgments: int = 1
@@ -55,6 +64,7 @@ class KtoOptions:
     policy_min_share: float = 0.5
     row_format: RowFormat = RowFormat.CONVERSATIONAL
     provenance: bool = False
+    fitted_labels: Mapping[int, ModelLabel] = field(default_factory=dict)
 
     @property
     def rule(self) -> MajorityRule:
@@ -85,7 +95,7 @@ def response_labels(
     labels: dict[int, tuple[bool, str, float | None]] = {}
     choice_payloads = [p for p in item.payloads if kind == "pairwise" or (kind == "rubric" and "choice" in p)]
     if options.from_pairwise and choice_payloads:
-        decision = pairwise_decision(choice_payloads, options.rule)
+        decision = pairwise_decision(choice_payloads, options.rule, options.fitted_labels.get(item.item_id))
         positions = [response.position for response in item.responses]
         if decision.winner is not None and len(positions) == 2:
             labels[decision.winner] = (True, kind or "pairwise", decision.agreement)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from export.aggregate import Abstain, MajorityRule, pairwise_decision, ranking_consensus, rubric_scores
+from export.aggregate import Abstain, MajorityRule, ModelLabel, pairwise_decision, ranking_consensus, rubric_scores
 from export.formats import RowFormat, item_kind, response_text
 from preference_store.judgments import ItemJudgments
 
@@ -41,6 +41,7 @@ class PairOptions:
         rubric_scales: `(min, max)` per Likert criterion, for rubric overall scores.
         row_format: conversational (default) or standard.
         provenance: add external_id, source, annotators, votes, agreement columns.
+        fitted_labels: item id -> outcome fitted over the whole export (Dawid-Skene); replaces the majority.
     """
 
     min_judgments: int = 1
@@ -55,6 +56,7 @@ class PairOptions:
     rubric_scales: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     row_format: RowFormat = RowFormat.CONVERSATIONAL
     provenance: bool = False
+    fitted_labels: Mapping[int, ModelLabel] = field(default_factory=dict)
 
     @property
     def rule(self) -> MajorityRule:
@@ -108,7 +110,7 @@ def _choice_pairs(
     item: ItemJudgments, options: PairOptions, skips: Counter[str], *, source: str
 ) -> Iterator[PreferencePair]:
     payloads = [payload for payload in item.payloads if source == "pairwise" or "choice" in payload]
-    decision = pairwise_decision(payloads, options.rule)
+    decision = pairwise_decision(payloads, options.rule, options.fitted_labels.get(item.item_id))
     if decision.winner is None:
         skips[decision.outcome] += 1
         return

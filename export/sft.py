@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from export.aggregate import Abstain, MajorityRule, pairwise_decision, ranking_consensus
+from export.aggregate import Abstain, MajorityRule, ModelLabel, pairwise_decision, ranking_consensus
 from export.formats import RowFormat, conversation_row, item_kind, provenance, response_text
 from preference_store.judgments import ItemJudgments
 
@@ -25,6 +25,7 @@ class SftOptions:
             as a winner may only be the lesser evil.
         row_format: conversational `{messages}` (default) or standard `{prompt, completion}`.
         provenance: add external_id, source, annotators, votes, agreement columns.
+        fitted_labels: item id -> outcome fitted over the whole export (Dawid-Skene); replaces the majority.
     """
 
     min_judgments: int = 1
@@ -36,6 +37,7 @@ class SftOptions:
     from_pairwise: bool = False
     row_format: RowFormat = RowFormat.CONVERSATIONAL
     provenance: bool = False
+    fitted_labels: Mapping[int, ModelLabel] = field(default_factory=dict)
 
     @property
     def rule(self) -> MajorityRule:
@@ -64,7 +66,7 @@ def _completions(
                 skips["low_agreement"] += 1
     choice_payloads = [p for p in item.payloads if kind == "pairwise" or (kind == "rubric" and "choice" in p)]
     if options.from_pairwise and choice_payloads:
-        decision = pairwise_decision(choice_payloads, options.rule)
+        decision = pairwise_decision(choice_payloads, options.rule, options.fitted_labels.get(item.item_id))
         if decision.winner is None:
             skips[decision.outcome] += 1
         else:

@@ -12,14 +12,12 @@ every export, whatever else the export holds. Fractions are expected shares, not
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 TRAIN, TEST, VALIDATION = "train", "test", "validation"
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +39,8 @@ class SplitSpec:
 
 def normalise(text: str) -> str:
     """A prompt's grouping form: NFKC, case-folded, whitespace collapsed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    # str.split() splits on the same Unicode whitespace as the regex \s, several times faster.
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def group_key(row: dict[str, Any]) -> str:

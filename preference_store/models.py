@@ -310,3 +310,75 @@ class JudgmentRevision(Base):
     guidelines_version: Mapped[int]
     made_at: Mapped[datetime]
     replaced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExportJobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExportJob(Base):
+    """An export written in the background: its parameters, progress and result.
+
+    `output_path` is relative to the configured exports directory. `worker` names the
+    process (host:pid) that runs it, so a restarted server can tell its own dead jobs.
+    """
+
+    __tablename__ = "export_job"
+    __table_args__ = (
+        Index("ix_export_job_project_id_id", "project_id", "id"),
+        Index("ix_export_job_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))
+    parameters: Mapped[dict[str, Any]]
+    state: Mapped[ExportJobState] = mapped_column(_str_enum(ExportJobState, "export_job_state"))
+    items_read: Mapped[int] = mapped_column(default=0)
+    split_rows: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(String(500))
+    worker: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class ClarificationState(enum.StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    DISMISSED = "dismissed"
+
+
+class Clarification(Base):
+    """A question an annotator raised about a project's guidelines, and a lead's answer.
+
+    `guidelines_version` is the version the asker saw; `absorbed_in_version` the later
+    version of the guidelines that took the answer in, once a lead linked them.
+    """
+
+    __tablename__ = "clarification"
+    __table_args__ = (
+        Index("ix_clarification_project_id_state_id", "project_id", "state", "id"),
+        Index("ix_clarification_project_id_guidelines_version", "project_id", "guidelines_version"),
+        Index("ix_clarification_asked_by_id_project_id_id", "asked_by_id", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("item.id", ondelete="SET NULL"))
+    asked_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    question: Mapped[str] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    guidelines_version: Mapped[int]
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    answered_at: Mapped[datetime | None]
+    state: Mapped[ClarificationState] = mapped_column(_str_enum(ClarificationState, "clarification_state"))
+    absorbed_in_version: Mapped[int | None]

@@ -218,6 +218,11 @@
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
+    if (askPending && event.detail && event.detail.target && event.detail.target.id === "clarifications-panel") {
+      askPending = false;
+      var question = document.getElementById("ask-question");
+      if (question) { question.focus(); }
+    }
     if (event.detail && event.detail.target && event.detail.target.id === "task") {
       var dialog = document.querySelector("dialog[open]");
       if (dialog) { dialog.close(); }
@@ -230,6 +235,11 @@
     var f = event.target;
     if (f && f.id === "judgment-form") {
       f.querySelector('input[name="time_spent_ms"]').value = String(Math.round(elapsed()));
+    }
+    if (f && f.id === "ask-form") {
+      var task = document.getElementById("task"), panel = document.getElementById("guidelines-panel");
+      f.elements.external_id.value = (task && task.dataset.externalId) || "";
+      f.elements.guidelines_version.value = (panel && panel.dataset.version) || "";
     }
   }, true);
 
@@ -458,6 +468,37 @@
     return true;
   }
 
+  // The guidelines panel's tabs; `m` opens the Clarifications tab's question box (loaded by htmx).
+  var askPending = false;
+
+  function showPanelTab(tab) {
+    var panel = document.getElementById("guidelines-panel");
+    if (!panel || !tab) { return false; }
+    panel.querySelectorAll('[role="tab"]').forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+    });
+    return true;
+  }
+
+  // Opening the tab by hand reloads it (answers may have come in), unless a question is being written.
+  function refreshClarifications() {
+    var panel = document.getElementById("clarifications-panel"), question = document.getElementById("ask-question");
+    if (panel && question && !question.value && window.htmx) { window.htmx.trigger(panel, "prefstack:refresh"); }
+  }
+
+  function openAsk() {
+    var panel = document.getElementById("guidelines-panel");
+    if (!panel) { return false; }
+    if (panel.hidden) { toggleGuidelines(); }
+    showPanelTab(document.getElementById("tab-clarifications"));
+    var question = document.getElementById("ask-question");
+    askPending = !question;
+    if (question) { question.focus(); }
+    return true;
+  }
+
   function sharedKey(f, key) {
     if (key === "r") {
       var rationale = f.querySelector('textarea[name="rationale"]');
@@ -467,6 +508,7 @@
     if (key === "s") { return openSkip(); }
     if (key === "?") { return toggleHelp(); }
     if (key === "g") { return toggleGuidelines(); }
+    if (key === "m") { return openAsk(); }
     if (key === "v") { return revealNext(); }
     if (key === "d") { return toggleDiff(); }
     return false;
@@ -512,6 +554,10 @@
     if (typing(event.target)) {
       if (event.key === "Escape") { event.preventDefault(); event.target.blur(); }
       else if (event.key === "Enter" && event.ctrlKey && f.contains(event.target)) { event.preventDefault(); f.requestSubmit(); }
+      else if (event.key === "Enter" && event.ctrlKey && event.target.form && event.target.form.id === "ask-form") {
+        event.preventDefault();
+        event.target.form.requestSubmit();
+      }
       return;
     }
     if (event.ctrlKey && event.key !== "Enter") { return; }
@@ -536,6 +582,11 @@
       "skip": openSkip,
       "help": toggleHelp,
       "guidelines": toggleGuidelines,
+      "ask": openAsk,
+      "panel-tab": function () {
+        showPanelTab(target);
+        if (target.id === "tab-clarifications") { refreshClarifications(); }
+      },
       "dismiss-break": dismissBreak,
       "discard-rewrite": function () { if (f) { discardRewrite(f); } },
       "close-dialog": function () { target.closest("dialog").close(); }

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app import import_formats
 from app.api.schemas import (
     ErrorOut,
     GuidelinesIn,
@@ -34,6 +35,7 @@ from app.deps import ApiCall, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError
 from app.services import annotation, exporting, importing, progress, projects, revisions
 from app.services.annotation import Task
+from app.services.export_labels import Aggregation
 from app.services.projects import cached_options
 from app.services.verdicts import VerdictInput
 from export.aggregate import Abstain
@@ -137,8 +139,26 @@ def add_members(slug: str, body: MembersIn, call: ApiCall) -> MembersOut:
         }
     },
 )
-async def import_items(slug: str, request: Request, context: Context, principal: CurrentPrincipal) -> ImportOut:
-    """Import native items (a JSON array); every bad row is reported and nothing is written."""
+async def import_items(
+    slug: str,
+    request: Request,
+    context: Context,
+    principal: CurrentPrincipal,
+    fmt: Annotated[
+        str,
+        Query(
+            alias="format",
+            description="Shape of the array's records: native, openai, hh-rlhf, ultrafeedback, label-studio, or auto.",
+        ),
+    ] = "native",
+) -> ImportOut:
+    """Import items (a JSON array of records in one format); every bad row is reported and nothing is written."""
+    if fmt != "auto" and fmt not in import_formats.SHAPES:
+        raise InvalidInput(
+            "unknown_format",
+            f"unknown format '{fmt}': use auto or one of {', '.join(import_formats.SHAPES)}",
+            field="format",
+        )
     limit = context.settings.annotation.max_upload_mb * 1024 * 1024
     body = bytearray()
     async for chunk in request.stream():
@@ -151,7 +171,7 @@ async def import_items(slug: str, request: Request, context: Context, principal:
         raise InvalidInput("invalid_json", f"The body is not valid JSON: {error}") from error
     if not isinstance(values, list):
         raise InvalidInput("invalid_body", "Send a JSON array of items.")
-    rows = list(enumerate(values, start=1))
+    rows = import_formats.read_values(enumerate(values, start=1), None if fmt == "auto" else fmt)
 
     def run() -> importing.ImportResult:
         with context.sessions() as session:
@@ -311,6 +331,7 @@ def export_dataset(
     min_agreement: float = 0.0,
     ties: Abstain = Abstain.KEEP,
     both_bad: Abstain = Abstain.KEEP,
+    aggregation: Aggregation = Aggregation.MAJORITY,
     ranking_pairs: RankingPairs = RankingPairs.ALL_PAIRS,
     rewrites: bool = True,
     margin: bool = True,
@@ -341,6 +362,7 @@ def export_dataset(
         min_agreement=min_agreement,
         ties=ties,
         both_bad=both_bad,
+        aggregation=aggregation,
         ranking_pairs=ranking_pairs,
         rewrites=rewrites,
         margin=margin,

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.principal import Principal
+from app.services.export_labels import Aggregation, dawid_skene_labels
 from app.services.projects import cached_options, get_project
-from export.aggregate import Abstain
+from export.aggregate import Abstain, ModelLabel
 from export.card import CARD_NAME, CardStats, write_card
 from export.dpo import DpoOptions, build_dpo_rows
 from export.formats import RowFormat
@@ -30,7 +31,7 @@ from export.sft import SftOptions, build_sft_rows
 from export.split import SplitSpec, split_of, split_rows
 from export.writers import ExportFormat, staged_directory, unsplit, write_splits
 from preference_store import users as user_store
-from preference_store.judgments import ItemJudgments, JudgmentFilter, iter_judged_items
+from preference_store.judgments import ItemJudgments, JudgmentFilter, iter_judged_items, iter_votes
 from preference_store.models import ProjectKind
 from preference_store.projects import ProjectRow
 
@@ -56,6 +57,8 @@ class ExportRequest:
         seed: the split's (and the KTO shuffle's) seed.
         provenance: keep the provenance columns (external_id, source, annotators, votes, agreement).
         min_judgments, min_agreement, ties, both_bad: the majority rule.
+        aggregation: majority, or Dawid-Skene fitted over the export's pairwise votes (then
+            `min_agreement` applies to each item's posterior).
         ranking_pairs: pairs a ranked item gives (`all_pairs` or `best_vs_rest`).
         rewrites: pairs (dpo, reward) and conversations (sft) from annotators' rewrites.
         margin: reward rows carry a `margin`.
@@ -76,6 +79,7 @@ class ExportRequest:
     min_agreement: float = 0.0
     ties: Abstain = Abstain.KEEP
     both_bad: Abstain = Abstain.KEEP
+    aggregation: Aggregation = Aggregation.MAJORITY
     ranking_pairs: RankingPairs = RankingPairs.ALL_PAIRS
     rewrites: bool = True
     margin: bool = True
@@ -127,6 +131,7 @@ class ExportRequest:
             "min_agreement": self.min_agreement,
             "ties": self.ties.value,
             "both_bad": self.both_bad.value,
+            "aggregation": self.aggregation.value,
             "ranking_pairs": self.ranking_pairs.value,
             "rewrites": self.rewrites,
             "margin": self.margin,
@@ -174,6 +179,14 @@ def resolve_request(session: Session, *, project: ProjectRow, request: ExportReq
     request.check()
     if request.kind == "rubric" and project.kind is not ProjectKind.RUBRIC:
         raise InvalidInput("not_a_rubric_project", "Only rubric projects give rubric rows.", field="kind")
+    if request.aggregation is Aggregation.DAWID_SKENE and (
+        project.kind is not ProjectKind.PAIRWISE or request.kind == "rubric"
+    ):
+        raise InvalidInput(
+            "aggregation_not_applicable",
+            "Dawid-Skene aggregates pairwise votes: rankings and rubric scores are aggregated by majority.",
+            field="aggregation",
+        )
     if not request.teams:
         return request
     found = user_store.team_ids_by_name(session, names=list(request.teams))
@@ -279,9 +292,13 @@ def _rows(
     session: Session, *, project: ProjectRow, request: ExportRequest, skips: Counter[str] | None, tracker: _Tracker
 ) -> Iterator[Row]:
     skips = Counter() if skips is None else skips
+    fitted: dict[int, ModelLabel] = {}
+    if request.aggregation is Aggregation.DAWID_SKENE:
+        votes = iter_votes(session, project_id=project.id, where=request.where)
+        fitted = dawid_skene_labels(votes, ties=request.ties, both_bad=request.both_bad)
     items = tracker.items(iter_judged_items(session, project_id=project.id, where=request.where))
     # Provenance is always built: the tracker reads each row's agreement, then it is dropped unless asked for.
-    built = tracker.rows(_build(items, project=project, request=request, skips=skips))
+    built = tracker.rows(_build(items, project=project, request=request, fitted=fitted, skips=skips))
     if request.kind == "kto":
         built = _spilled_shuffle(built, seed=request.seed)
     if request.provenance:
@@ -290,7 +307,12 @@ def _rows(
 
 
 def _build(
-    items: Iterable[ItemJudgments], *, project: ProjectRow, request: ExportRequest, skips: Counter[str]
+    items: Iterable[ItemJudgments],
+    *,
+    project: ProjectRow,
+    request: ExportRequest,
+    fitted: dict[int, ModelLabel],
+    skips: Counter[str],
 ) -> Iterator[Row]:
     options = cached_options(project)
     scales = {
@@ -311,6 +333,7 @@ def _build(
             rubric_scales=scales,
             row_format=fmt,
             provenance=True,
+            fitted_labels=fitted,
             margin=request.margin,
         )
         if request.kind == "dpo":
@@ -328,6 +351,7 @@ def _build(
             violating_labels=frozenset(label.name for label in options.taxonomy if label.violates_policy),
             row_format=fmt,
             provenance=True,
+            fitted_labels=fitted,
         )
         return build_kto_rows(items, kto, skips=skips)
     if request.kind == "sft":
@@ -339,6 +363,7 @@ def _build(
             from_rewrites=request.rewrites,
             row_format=fmt,
             provenance=True,
+            fitted_labels=fitted,
         )
         return build_sft_rows(items, sft, skips=skips)
     rubric = RubricOptions(min_judgments=min_judgments, scales=scales, row_format=fmt, provenance=True)

@@ -1,16 +1,20 @@
-"""Importing items in prefstack's native format, all or nothing."""
+"""Importing items, all or nothing by default, from any format app.import_formats reads."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import IO, Any, TypeGuard
 
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, Problem
+from app.import_formats import lines as source_lines
+from app.import_formats.rows import ReadRow, RowError, SourceRow
+from app.import_formats.verdicts import verdict_problems
 from app.principal import Principal
 from app.services.project_options import response_count_range
 from app.services.projects import PAIRWISE_RESPONSES, cached_options, get_project
@@ -22,64 +26,118 @@ from preference_store.items import NewItem, NewResponse
 from preference_store.queue import PRIORITY_LIMIT
 
 MAX_TEXT_CHARS = 200_000
+"""The per-field limit: a prompt, a message or a response longer than this is refused (docs/formats.md)."""
 MAX_EXTERNAL_ID_CHARS = 200
 MAX_PROBLEMS_REPORTED = 200
 ROLES = frozenset({"system", "user", "assistant"})
 INSERT_BATCH = 1000
+PROGRESS_EVERY = 500
+
+
+class OnError(StrEnum):
+    """What a bad row does: refuse the whole import, or go to the rejects while the good rows go in."""
+
+    FAIL = "fail"
+    SKIP = "skip"
 
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     created: int
     unchanged: int
+    rejected: int = 0
+    verdicts: int = 0
+    """External verdicts read with the imported rows and checked (they are not stored yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A row left out by `on_error=skip`, with why."""
+
+    number: int
+    problems: tuple[Problem, ...]
+    record: Any
+
+    def as_json(self) -> dict[str, Any]:
+        """The rejects-file line: the row's number, its reasons and the record as the source had it."""
+        reasons = [
+            f"{problem.field}: {problem.message}" if problem.field else problem.message for problem in self.problems
+        ]
+        return {"line": self.number, "reasons": reasons, "record": self.record}
 
 
 def parse_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, decoded JSON or a Problem) for each non-blank line."""
-    for number, raw in enumerate(stream, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            yield number, Problem(f"not valid UTF-8 (byte {error.start})", row=number)
-            continue
-        if not text.strip():
-            continue
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as error:
-            yield number, Problem(f"not valid JSON: {error.msg} at column {error.colno}", row=number)
+    """Yield (line number, decoded JSON, or a RowError for a line that is not JSON) for each non-blank line."""
+    return source_lines.json_lines(stream)
 
 
-def import_items(session: Session, *, principal: Principal, slug: str, rows: Iterable[tuple[int, Any]]) -> ImportResult:
+def import_items(
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    rows: Iterable[tuple[int, Any] | ReadRow],
+    on_error: OnError = OnError.FAIL,
+    reject: Callable[[Rejected], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
     """Validate every row, then store the new items in one transaction, or none at all.
 
-    Rows are (row number, decoded JSON value). An item whose external_id is already in
-    the project with the same content is left as it is; with other content it is an error.
+    Rows are (row number, decoded native JSON value, a Problem or a RowError), or what
+    app.import_formats reads. An item whose external_id is already in the project with the
+    same content is left as it is; with other content it is an error. With `on_error=skip`
+    bad rows go to `reject` instead and the good ones are stored; `progress` hears how many
+    rows were read.
     """
     principal.require_staff()
     project = get_project(session, principal=principal, slug=slug)
     response_counts = response_count_range(project.kind)
     sensitive_categories = set(cached_options(project).sensitive_categories)
     session.rollback()  # validate outside any transaction: writers wait only for the insert
+    skipping = on_error is OnError.SKIP
     problems: list[Problem] = []
+    rejected = 0
     items: list[tuple[int, NewItem]] = []
     seen: dict[str, int] = {}
-    for row_number, value in rows:
-        if isinstance(value, Problem):
-            problems.append(value)
+    verdicts = 0
+
+    def refuse(number: int, row_problems: list[Problem], record: Any) -> None:
+        nonlocal rejected
+        if skipping:
+            rejected += 1
+            if reject is not None:
+                reject(Rejected(number, tuple(row_problems), record))
+        else:
+            problems.extend(row_problems)
+
+    read = 0
+    for read, row in enumerate(_source_rows(rows), start=1):
+        if progress is not None and read % PROGRESS_EVERY == 0:
+            progress(read)
+        if isinstance(row, RowError):
+            refuse(row.number, list(row.problems), row.record)
             continue
-        item, item_problems = validate_item(value, row=row_number, response_counts=response_counts)
-        if item is not None and item.external_id in seen:
-            item_problems.append(
-                Problem(f"duplicate of line {seen[item.external_id]}", field="external_id", row=row_number)
-            )
-        problems.extend(item_problems)
-        if item is not None and not item_problems:
-            seen[item.external_id] = row_number
-            if not item.is_sensitive and item.metadata.get("category") in sensitive_categories:
-                item = replace(item, is_sensitive=True)
-            items.append((row_number, item))
-    if not problems and not items:
+        item, item_problems = validate_item(row.item, row=row.number, response_counts=response_counts)
+        if item is not None:
+            for index, verdict in enumerate(row.verdicts):
+                item_problems.extend(
+                    verdict_problems(verdict, responses=len(item.responses), row=row.number, index=index)
+                )
+            if item.external_id in seen:
+                item_problems.append(
+                    Problem(f"duplicate of line {seen[item.external_id]}", field="external_id", row=row.number)
+                )
+        if item is None or item_problems:
+            refuse(row.number, item_problems, row.record)
+            continue
+        seen[item.external_id] = row.number
+        verdicts += len(row.verdicts)
+        if not item.is_sensitive and item.metadata.get("category") in sensitive_categories:
+            item = replace(item, is_sensitive=True)
+        items.append((row.number, item))
+    if progress is not None:
+        progress(read)
+    if not problems and not items and not rejected:
         problems.append(Problem("no items found"))
     if problems:
         _reject(problems)
@@ -89,17 +147,24 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         session, project_id=project.id, external_ids=[item.external_id for _, item in items]
     )
     new_items = []
+    unchanged = 0
     for row_number, item in items:
         stored_hash = existing.get(item.external_id)
         if stored_hash is None:
             new_items.append(item)
-        elif stored_hash != item.content_hash:
-            problems.append(
-                Problem(
-                    f"'{item.external_id}' is already in the project with different content",
-                    field="external_id",
-                    row=row_number,
-                )
+        elif stored_hash == item.content_hash:
+            unchanged += 1
+        else:
+            refuse(
+                row_number,
+                [
+                    Problem(
+                        f"'{item.external_id}' is already in the project with different content",
+                        field="external_id",
+                        row=row_number,
+                    )
+                ],
+                native_item(item),
             )
     if problems:
         session.rollback()
@@ -112,7 +177,35 @@ def import_items(session: Session, *, principal: Principal, slug: str, rows: Ite
         )
         queue.reopen_passed(session, project_id=project.id, item_ids=list(inserted.values()))
     session.commit()
-    return ImportResult(created=len(new_items), unchanged=len(items) - len(new_items))
+    return ImportResult(created=len(new_items), unchanged=unchanged, rejected=rejected, verdicts=verdicts)
+
+
+def _source_rows(rows: Iterable[tuple[int, Any] | ReadRow]) -> Iterator[ReadRow]:
+    for row in rows:
+        if isinstance(row, SourceRow | RowError):
+            yield row
+        else:
+            number, value = row
+            if isinstance(value, RowError):
+                yield value
+            elif isinstance(value, Problem):
+                yield RowError(number, (value,), record=None)
+            else:
+                yield SourceRow(number, value, record=value)
+
+
+def native_item(item: NewItem) -> dict[str, Any]:
+    """A validated item back in the native import shape."""
+    return {
+        "external_id": item.external_id,
+        "messages": item.messages,
+        "responses": [
+            {"content": response.content, "model": response.model_name, "metadata": response.metadata}
+            for response in item.responses
+        ],
+        "metadata": item.metadata,
+        "priority": item.priority,
+    }
 
 
 def _reject(problems: list[Problem]) -> None:

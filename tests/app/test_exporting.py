@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.principal import Principal
 from app.services import exporting
+from app.services.export_labels import Aggregation
 from app.services.exporting import ExportRequest
 from export.aggregate import Abstain
 from export.formats import RowFormat
@@ -398,3 +399,60 @@ def test_api_streams_every_kind_and_one_split(client: TestClient, people: People
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "split"
     refused = client.get("/api/v1/projects/ex-pair/export/dpo?min_agreement=2", headers=lead)
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "min_agreement"
+
+
+def _contrarian_project(client: TestClient, people: People, lead: Headers) -> None:
+    """Annotators 0 and 1 pick the good answer, annotator 2 always the weak one; 1 skips d10 and d11."""
+    items = [
+        {
+            "external_id": f"d{n}",
+            "prompt": f"Question d{n}?",
+            "responses": [
+                {"model": "m0", "content": f"d{n} good answer" if n % 2 else f"d{n} weak"},
+                {"model": "m1", "content": f"d{n} weak" if n % 2 else f"d{n} good answer"},
+            ],
+        }
+        for n in range(12)
+    ]
+    _create(client, lead, {"slug": "ex-ds", "name": "Contrarian", "kind": "pairwise"}, items)
+    for annotator in range(3):
+        headers = people.headers(ANNOTATORS[annotator])
+        while (task := client.get("/api/v1/projects/ex-ds/next", headers=headers)).status_code == 200:
+            assignment = task.json()["assignment_id"]
+            if annotator == 1 and task.json()["item"]["external_id"] in ("d10", "d11"):
+                skipped = client.post(f"/api/v1/assignments/{assignment}/skip", json={"reason": "x"}, headers=headers)
+                assert skipped.status_code == 204, skipped.text
+                continue
+            body = {"choice": _label(task.json(), "weak" if annotator == 2 else "good")}
+            done = client.post(f"/api/v1/assignments/{assignment}/judgment", json=body, headers=headers)
+            assert done.status_code == 201, done.text
+
+
+def test_dawid_skene_decides_the_split_items_the_majority_leaves_out(
+    client: TestClient, people: People, session: Session, operator: Principal, tmp_path: Path
+) -> None:
+    lead = _staff(people)
+    _contrarian_project(client, people, lead)
+    _rubric_project(client, people, lead)
+    project = exporting.authorize_export(session, principal=operator, slug="ex-ds")
+
+    def rows(**request: Any) -> list[dict[str, Any]]:
+        resolved = exporting.resolve_request(session, project=project, request=ExportRequest(**request))
+        return list(exporting.rows_for(session, project=project, request=resolved))
+
+    majority = rows(kind="dpo", provenance=True)
+    assert sorted(row["external_id"] for row in majority) == sorted(f"d{n}" for n in range(10))
+    fitted = rows(kind="dpo", provenance=True, aggregation=Aggregation.DAWID_SKENE)
+    assert len(fitted) == 12
+    assert all("good" in row["chosen"][0]["content"] for row in fitted)
+    split_items = [row for row in fitted if row["external_id"] in ("d10", "d11")]
+    assert all(row["agreement"] > 0.9 for row in split_items)
+    assert len(rows(kind="dpo", aggregation=Aggregation.DAWID_SKENE, min_judgments=3)) == 10
+
+    summary = _export(session, operator, "ex-ds", tmp_path / "ds", kind="kto", aggregation=Aggregation.DAWID_SKENE)
+    assert summary.rows == 24
+    manifest = orjson.loads((tmp_path / "ds" / MANIFEST_NAME).read_bytes())
+    assert manifest["parameters"]["aggregation"] == "dawid-skene"
+    with pytest.raises(exporting.InvalidInput) as refused:
+        _export(session, operator, "ex-rubric", tmp_path / "no", kind="kto", aggregation=Aggregation.DAWID_SKENE)
+    assert refused.value.field == "aggregation"

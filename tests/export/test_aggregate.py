@@ -5,6 +5,7 @@ from __future__ import annotations
 from export.aggregate import (
     Abstain,
     MajorityRule,
+    ModelLabel,
     flagged_positions,
     pairwise_decision,
     ranking_consensus,
@@ -95,3 +96,18 @@ def test_policy_flag_needs_more_than_half_of_judgments() -> None:
     assert flagged_positions([one, none], {"gambling"}) == set()
     assert flagged_positions([one], {"gambling:minor"}) == set()
     assert flagged_positions([one], {"gambling:severe"}) == {1}
+
+
+def test_a_fitted_label_decides_where_the_majority_cannot() -> None:
+    split = [{"preferred_position": 0, "strength": "much"}, {"preferred_position": 1, "strength": "slightly"}]
+    assert pairwise_decision(split).outcome == "no_majority"
+    fitted = pairwise_decision(split, label=ModelLabel("p0", 0.93))
+    assert (fitted.outcome, fitted.winner, fitted.agreement, fitted.agreeing) == ("preferred", 0, 0.93, 1)
+    assert fitted.margin_strength == 2.0
+    assert pairwise_decision(split, MajorityRule(min_agreement=0.95), ModelLabel("p0", 0.93)).outcome == (
+        "low_agreement"
+    )
+    assert pairwise_decision(split, MajorityRule(min_judgments=3), ModelLabel("p0", 0.99)).outcome == (
+        "too_few_judgments"
+    )
+    assert pairwise_decision(split, label=ModelLabel("tie", 0.6)).outcome == "tie"

@@ -1,0 +1,180 @@
+"""Quality pages for leads: the project dashboard, annotator scorecards, team scorecards and benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from annotation_ui.rendering import render
+from app.deps import CurrentPrincipal, DbSession
+from app.services import quality_reports
+from app.services.quality_reports import Dashboard, ReportQuery
+
+router = APIRouter(include_in_schema=False)
+
+FILTER_NAMES = ("judged_from", "judged_until", "teams", "language", "market", "category")
+
+
+def _kept(**values: str) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value}
+
+
+def _links(slug: str, kept: dict[str, str], report: str) -> dict[str, str]:
+    """Download links of a report with the page's filters, one per format."""
+    base = f"/api/v1/projects/{quote(slug)}/quality/{report}"
+    return {fmt: f"{base}?{urlencode({**kept, 'format': fmt})}" for fmt in ("csv", "parquet", "xlsx")}
+
+
+def _chart_data(view: Dashboard) -> dict[str, Any]:
+    """The series the dashboard's charts draw: days and weeks as Unix seconds, NaN gaps as null."""
+
+    def seconds(day: Any) -> int:
+        return int(day.toordinal() - 719163) * 86400
+
+    first = [week.agreement[0] if week.agreement else None for week in view.weekly]
+    return {
+        "volume": [[seconds(entry.day) for entry in view.volume], [entry.judgments for entry in view.volume]],
+        "agreement": [
+            [seconds(week.week_start) for week in view.weekly],
+            [entry.alpha if entry else None for entry in first],
+            [entry.alpha_low if entry else None for entry in first],
+            [entry.alpha_high if entry else None for entry in first],
+        ],
+    }
+
+
+@router.get("/projects/{slug}/quality", response_class=HTMLResponse)
+def dashboard_page(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    judged_from: str = "",
+    judged_until: str = "",
+    teams: str = "",
+    language: str = "",
+    market: str = "",
+    category: str = "",
+    group_by: str = "",
+) -> Response:
+    kept = _kept(
+        judged_from=judged_from,
+        judged_until=judged_until,
+        teams=teams,
+        language=language,
+        market=market,
+        category=category,
+        group_by=group_by,
+    )
+    query = _query(kept)
+    view = quality_reports.dashboard(session, principal=principal, slug=slug, query=query)
+    downloads = {
+        table: _links(slug, {**kept, "table": table}, "dashboard") for table in quality_reports.DASHBOARD_TABLES
+    }
+    context = {
+        "view": view,
+        "values": kept,
+        "facets": view.facets,
+        "groupings": quality_reports.GROUPINGS,
+        "download_links": downloads,
+        "chart": _chart_data(view),
+        "action": f"/projects/{slug}/quality",
+    }
+    return render(request, "quality.html", context, block="report")
+
+
+def _query(kept: dict[str, str]) -> ReportQuery:
+    return quality_reports.report_query(
+        judged_from=kept.get("judged_from", ""),
+        judged_until=kept.get("judged_until", ""),
+        teams=kept.get("teams", ""),
+        language=kept.get("language", ""),
+        market=kept.get("market", ""),
+        category=kept.get("category", ""),
+        group_by=kept.get("group_by", ""),
+        aggregate=kept.get("aggregate", ""),
+    )
+
+
+@router.get("/projects/{slug}/quality/annotators", response_class=HTMLResponse)
+def annotators_page(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    judged_from: str = "",
+    judged_until: str = "",
+    teams: str = "",
+    language: str = "",
+    market: str = "",
+    category: str = "",
+    aggregate: str = "",
+) -> Response:
+    kept = _kept(
+        judged_from=judged_from,
+        judged_until=judged_until,
+        teams=teams,
+        language=language,
+        market=market,
+        category=category,
+        aggregate=aggregate,
+    )
+    view = quality_reports.annotator_scorecards(session, principal=principal, slug=slug, query=_query(kept))
+    facets = quality_reports.report_facets(session, principal=principal, slug=slug)
+    context = {
+        "view": view,
+        "values": kept,
+        "facets": facets,
+        "aggregates": quality_reports.AGGREGATES,
+        "download_links": _links(slug, kept, "annotators"),
+        "action": f"/projects/{slug}/quality/annotators",
+    }
+    return render(request, "quality_annotators.html", context, block="report")
+
+
+@router.get("/projects/{slug}/quality/teams", response_class=HTMLResponse)
+def teams_page(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    judged_from: str = "",
+    judged_until: str = "",
+    language: str = "",
+    market: str = "",
+    category: str = "",
+    aggregate: str = "",
+    first: str = "",
+    second: str = "",
+) -> Response:
+    kept = _kept(
+        judged_from=judged_from,
+        judged_until=judged_until,
+        language=language,
+        market=market,
+        category=category,
+        aggregate=aggregate,
+    )
+    query = _query(kept)
+    view = quality_reports.team_scorecards(session, principal=principal, slug=slug, query=query)
+    benchmark = None
+    if first and second:
+        benchmark = quality_reports.team_benchmark(
+            session, principal=principal, slug=slug, query=query, teams=[first, second]
+        )
+    facets = quality_reports.report_facets(session, principal=principal, slug=slug)
+    compared = {**kept, "teams": f"{first},{second}"} if benchmark else None
+    context = {
+        "view": view,
+        "benchmark": benchmark,
+        "values": {**kept, "first": first, "second": second},
+        "facets": facets,
+        "aggregates": quality_reports.AGGREGATES,
+        "download_links": _links(slug, kept, "teams"),
+        "benchmark_downloads": _links(slug, compared, "benchmark") if compared else None,
+        "action": f"/projects/{slug}/quality/teams",
+    }
+    return render(request, "quality_teams.html", context, block="report")

@@ -1,0 +1,88 @@
+"""Reading JSON records from bytes: one a line (streamed) or one JSON array (read whole)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+
+from app.errors import InvalidInput, Problem
+from app.import_formats.rows import RowError
+
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+"""A line (record) longer than this is refused without being held in memory."""
+GZIP_MAGIC = b"\x1f\x8b"
+_READ_CHUNK = 1024 * 1024
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """The file's bytes, gunzipped when it is gzip-compressed (by its magic number, not its name)."""
+    stream: IO[bytes] = path.open("rb")
+    if stream.read(2) == GZIP_MAGIC:
+        stream.close()
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    stream.seek(0)
+    return stream
+
+
+def json_lines(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, decoded JSON value) for each non-blank line; a RowError for a line that is not JSON.
+
+    The RowError keeps the line's text (undecodable bytes replaced) for the rejects file.
+    """
+    for number, raw in _capped_lines(stream):
+        if raw is None:
+            problem = Problem(f"line longer than {MAX_RECORD_BYTES // (1024 * 1024)} MB", row=number)
+            yield number, RowError(number, (problem,), record=None)
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problem = Problem(f"not valid UTF-8 (byte {error.start + 1} of the line)", row=number)
+            yield number, RowError(number, (problem,), record=raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield number, orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            problem = Problem(f"not valid JSON: {error.msg} at column {error.colno}", row=number)
+            yield number, RowError(number, (problem,), record=text.rstrip("\r\n"))
+
+
+def _capped_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """Lines as bytes, or None for a line over MAX_RECORD_BYTES (skipped to its end, never held whole)."""
+    for number, line in enumerate(iter(lambda: stream.readline(MAX_RECORD_BYTES + 1), b""), start=1):
+        if len(line) <= MAX_RECORD_BYTES or line.endswith(b"\n"):
+            yield number, line
+            continue
+        while True:
+            rest = stream.readline(_READ_CHUNK)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield number, None
+
+
+def json_document(stream: IO[bytes], *, what: str) -> list[Any]:
+    """A whole JSON array (Label Studio exports, API bodies); its rows are numbered by position."""
+    data = stream.read()
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(
+            "invalid_import_file", f"{what} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from error
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise InvalidInput("invalid_import_file", f"{what} must be a JSON array of records")
+    return value
+
+
+def starts_with_array(stream: IO[bytes]) -> bool:
+    """Whether the first non-blank byte is '[' (a JSON array rather than one JSON value a line)."""
+    head = stream.read(4096)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["

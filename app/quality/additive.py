@@ -1,0 +1,64 @@
+"""Statistics written as per-item additive terms, so bootstrapping items stays vectorized.
+
+Each agreement measure here is a function of a few sums over items (coincidences, category
+counts, per-item agreement). `ItemTerms` keeps one row of those terms per item and the
+function that turns summed rows into the statistic. The point estimate combines the column
+sums; a bootstrap resample of items combines a weighted sum (weights = how often each item
+was drawn), which is one sparse or dense matrix product for a whole batch of resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from app.quality.ratings import FloatArray, IntArray
+
+Terms = FloatArray | sparse.csr_array
+
+
+@dataclass(frozen=True)
+class ItemTerms:
+    """One row of additive terms per item and how summed rows become the statistic.
+
+    `combine` maps a (resamples x terms) array of summed rows to one value per resample,
+    NaN where the statistic is undefined for that sample.
+    """
+
+    terms: Terms
+    combine: Callable[[FloatArray], FloatArray]
+
+    @property
+    def n_items(self) -> int:
+        return int(self.terms.shape[0])
+
+    def value(self) -> float:
+        """The statistic over all items."""
+        totals = np.asarray(self.terms.sum(axis=0), dtype=np.float64).reshape(1, -1)
+        return float(self.combine(totals)[0])
+
+    def weighted_totals(self, weights: FloatArray) -> FloatArray:
+        """Summed rows for each row of `weights` (resamples x items)."""
+        if isinstance(self.terms, sparse.csr_array):
+            return np.asarray((self.terms.T @ weights.T).T, dtype=np.float64)
+        return weights @ self.terms
+
+
+def pack_slots(codes: IntArray) -> IntArray:
+    """Move each row's present codes (>= 0) to the left; -1 fills the rest.
+
+    The result has as many columns as the most ratings on one item, so pair loops over
+    columns cost (largest overlap)^2 rather than (number of raters)^2.
+    """
+    present = codes >= 0
+    per_row = present.sum(axis=1)
+    width = max(int(per_row.max(initial=0)), 1)
+    rows, columns = np.nonzero(present)
+    starts = np.concatenate(([0], np.cumsum(per_row)[:-1]))
+    slots = np.arange(rows.size) - starts[rows]
+    packed = np.full((codes.shape[0], width), -1, dtype=np.intp)
+    packed[rows, slots] = codes[rows, columns]
+    return packed
