@@ -446,6 +446,13 @@ def demo_command(
     out.print(f"\n[bold]prefstack demo[/]: {len(summary.projects)} projects ({summary.items_created} new items)")
     for project in summary.projects:
         out.print(f"  {project.kind:<10} {project.slug:<28} {project.name}", highlight=False, soft_wrap=True)
+    archive = summary.archive
+    out.print(
+        f"  {archive.kind:<10} {archive.slug:<28} {archive.name}: for leads' quality pages and exports"
+        + (f" ({summary.archive_judgments} judgments by four vendor annotators)" if summary.archive_judgments else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     out.print(f"Open [bold]{url}[/] and log in as:", highlight=False)
     for login in summary.logins:
         out.print(f"  {login.role:<10} {login.email:<28} password: {login.password}", highlight=False)

@@ -12,6 +12,7 @@ from app.errors import Conflict, InvalidInput
 from app.principal import Principal, command_line_principal
 from app.security import hash_password, verify_password
 from app.services import accounts, importing, projects
+from app.services.demo_history import seed_history
 from app.services.project_options import parse_options
 from preference_store import projects as project_store
 from preference_store import users as user_store
@@ -222,6 +223,10 @@ class DemoProject:
 class DemoSummary:
     projects: list[DemoProject]
     logins: list[DemoLogin]
+    archive: DemoProject
+    """The judged batch leads explore in the quality pages and exports (no tasks left)."""
+    archive_judgments: int
+    """Judgments this run stored in the archive (0 when it was seeded before)."""
 
     @property
     def items_created(self) -> int:
@@ -272,6 +277,16 @@ DEMO_PROJECTS = (
     ),
 )
 
+ARCHIVE = _Spec(
+    slug="livestream-safety-october",
+    name="Livestream safety answers, October batch (judged)",
+    kind=ProjectKind.PAIRWISE,
+    guidelines=DEMO_GUIDELINES,
+    options={"strength": True, "taxonomy": _TAXONOMY, "sensitive_categories": SENSITIVE_CATEGORIES},
+    items=DEMO_DATA / "demo_items.jsonl",
+)
+"""Last month's batch, already judged by four vendor annotators (`demo_history`)."""
+
 DEMO_PEOPLE = (
     DemoLogin("lead@demo.prefstack", "demo-lead-pass", Role.LEAD.value, "Dara Lead"),
     DemoLogin("ann.th@demo.prefstack", "demo-annotator-pass", Role.ANNOTATOR.value, "Somchai (TH vendor)"),
@@ -291,7 +306,12 @@ def seed_demo(session: Session) -> DemoSummary:
     _ensure_people(session)
     emails = [person.email for person in DEMO_PEOPLE]
     seeded = [_seed_project(session, operator=operator, spec=spec, members=emails) for spec in DEMO_PROJECTS]
-    return DemoSummary(seeded, list(DEMO_PEOPLE))
+    leads = [person.email for person in DEMO_PEOPLE if person.role != Role.ANNOTATOR.value]
+    archive = _seed_project(session, operator=operator, spec=ARCHIVE, members=leads)
+    judged = 0
+    if archive.items_created:
+        judged = seed_history(session, operator=operator, slug=ARCHIVE.slug, items=archive.items_created)
+    return DemoSummary(seeded, list(DEMO_PEOPLE), archive, judged)
 
 
 def _ensure_people(session: Session) -> None:

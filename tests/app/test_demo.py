@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict
 from app.principal import AuthMethod, Principal
-from app.services import accounts, annotation, demo, importing, projects
+from app.services import accounts, annotation, demo, importing, projects, quality_reports
 from preference_store import projects as project_store
 from preference_store import users as user_store
 from preference_store.models import (
     GuidelinesVersion,
     Item,
     ItemQueue,
+    Judgment,
     Project,
     ProjectKind,
     ProjectMember,
@@ -223,3 +224,39 @@ def test_an_older_demo_item_with_other_content_is_a_clear_error(session: Session
 
     assert raised.value.code == "demo_outdated"
     assert "demo-en-001" in raised.value.message
+
+
+def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(session: Session) -> None:
+    summary = demo.seed_demo(session)
+    slug = demo.ARCHIVE.slug
+    assert summary.archive.slug == slug and summary.archive.items_created == 60
+    assert summary.archive_judgments == 60 * 3
+
+    per_item = Counter(
+        session.scalars(
+            select(Judgment.item_id).join(Project, Project.id == Judgment.project_id).where(Project.slug == slug)
+        )
+    )
+    assert len(per_item) == 60 and set(per_item.values()) == {3}
+    lead = _principal(session, "lead@demo.prefstack")
+    cards = quality_reports.annotator_scorecards(
+        session, principal=lead, slug=slug, query=quality_reports.report_query()
+    )
+    flags = {card.name: {flag.code for flag in card.flags} for card in cards.annotators}
+    assert flags == {
+        "Nok (Bangkok)": set(),
+        "Arthit (Bangkok)": set(),
+        "Budi (Jakarta)": {"position_bias"},
+        "Sari (Jakarta)": {"too_fast"},
+    }
+    weeks = quality_reports.dashboard(session, principal=lead, slug=slug, query=quality_reports.report_query()).weekly
+    assert len(weeks) >= 3  # dated over the three weeks before the seeding
+    for email in ANNOTATOR_LANGUAGES:
+        annotator = _principal(session, email)
+        assert slug not in {listed.slug for listed in projects.list_projects(session, principal=annotator)}
+
+    again = demo.seed_demo(session)
+    assert again.archive.items_created == 0 and again.archive_judgments == 0
+    assert session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id.in_(
+        select(Project.id).where(Project.slug == slug)
+    ))) == 60 * 3  # fmt: skip
