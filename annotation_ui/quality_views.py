@@ -18,8 +18,9 @@ router = APIRouter(include_in_schema=False)
 FILTER_NAMES = ("judged_from", "judged_until", "teams", "language", "market", "category")
 
 
-def _kept(**values: str) -> dict[str, str]:
-    return {name: value for name, value in values.items() if value}
+def _kept(request: Request, *names: str) -> dict[str, str]:
+    """The report parameters a page takes that its request sets, kept for the form and the download links."""
+    return {name: value for name in names if (value := request.query_params.get(name, ""))}
 
 
 def _links(slug: str, kept: dict[str, str], report: str) -> dict[str, str]:
@@ -47,28 +48,8 @@ def _chart_data(view: Dashboard) -> dict[str, Any]:
 
 
 @router.get("/projects/{slug}/quality", response_class=HTMLResponse)
-def dashboard_page(
-    request: Request,
-    slug: str,
-    session: DbSession,
-    principal: CurrentPrincipal,
-    judged_from: str = "",
-    judged_until: str = "",
-    teams: str = "",
-    language: str = "",
-    market: str = "",
-    category: str = "",
-    group_by: str = "",
-) -> Response:
-    kept = _kept(
-        judged_from=judged_from,
-        judged_until=judged_until,
-        teams=teams,
-        language=language,
-        market=market,
-        category=category,
-        group_by=group_by,
-    )
+def dashboard_page(request: Request, slug: str, session: DbSession, principal: CurrentPrincipal) -> Response:
+    kept = _kept(request, *FILTER_NAMES, "group_by")
     query = _query(kept)
     view = quality_reports.dashboard(session, principal=principal, slug=slug, query=query)
     downloads = {
@@ -100,28 +81,8 @@ def _query(kept: dict[str, str]) -> ReportQuery:
 
 
 @router.get("/projects/{slug}/quality/annotators", response_class=HTMLResponse)
-def annotators_page(
-    request: Request,
-    slug: str,
-    session: DbSession,
-    principal: CurrentPrincipal,
-    judged_from: str = "",
-    judged_until: str = "",
-    teams: str = "",
-    language: str = "",
-    market: str = "",
-    category: str = "",
-    aggregate: str = "",
-) -> Response:
-    kept = _kept(
-        judged_from=judged_from,
-        judged_until=judged_until,
-        teams=teams,
-        language=language,
-        market=market,
-        category=category,
-        aggregate=aggregate,
-    )
+def annotators_page(request: Request, slug: str, session: DbSession, principal: CurrentPrincipal) -> Response:
+    kept = _kept(request, *FILTER_NAMES, "aggregate")
     view = quality_reports.annotator_scorecards(session, principal=principal, slug=slug, query=_query(kept))
     facets = quality_reports.report_facets(session, principal=principal, slug=slug)
     context = {
@@ -137,27 +98,9 @@ def annotators_page(
 
 @router.get("/projects/{slug}/quality/teams", response_class=HTMLResponse)
 def teams_page(
-    request: Request,
-    slug: str,
-    session: DbSession,
-    principal: CurrentPrincipal,
-    judged_from: str = "",
-    judged_until: str = "",
-    language: str = "",
-    market: str = "",
-    category: str = "",
-    aggregate: str = "",
-    first: str = "",
-    second: str = "",
+    request: Request, slug: str, session: DbSession, principal: CurrentPrincipal, first: str = "", second: str = ""
 ) -> Response:
-    kept = _kept(
-        judged_from=judged_from,
-        judged_until=judged_until,
-        language=language,
-        market=market,
-        category=category,
-        aggregate=aggregate,
-    )
+    kept = _kept(request, "judged_from", "judged_until", "language", "market", "category", "aggregate")
     query = _query(kept)
     view = quality_reports.team_scorecards(session, principal=principal, slug=slug, query=query)
     benchmark = None
