@@ -42,7 +42,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import log, parse_size, pg_admin, pg_database_url, pg_execute, remove_sqlite, size_label, str_list
+from benchlib import (
+    bench_item,
+    log,
+    parse_size,
+    pg_admin,
+    pg_database_url,
+    pg_execute,
+    remove_sqlite,
+    size_label,
+    str_list,
+    template_copy,
+)
 from sqlalchemy import create_engine, text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,47 +180,16 @@ class Target:
 @contextmanager
 def cell_database(target: Target, cell_name: str) -> Iterator[str]:
     """A fresh copy of the template for one cell: a file copy, or CREATE DATABASE ... TEMPLATE."""
-    if target.backend == "sqlite":
-        path = target.workdir / f"cell-{target.label}.db"
-        remove_sqlite(path)
-        shutil.copyfile(target.sqlite_template, path)
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            remove_sqlite(path)
-        return
-    name = f"prefstack_bench_{cell_name}"
-    pg_execute(
-        target.pg_url,
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        f'CREATE DATABASE "{name}" TEMPLATE "{target.pg_template}"',
-    )
-    try:
-        yield pg_database_url(target.pg_url, name)
-    finally:
-        pg_execute(target.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with template_copy(
+        target.template_url(),
+        copy_path=target.workdir / f"cell-{target.label}.db",
+        pg_url=target.pg_url,
+        pg_database=f"prefstack_bench_{cell_name}",
+    ) as url:
+        yield url
 
 
 # ------------------------------------------------------------------ seed
-def bench_item(rnd: random.Random, words: list[str], number: int) -> dict[str, Any]:
-    """One native-format item: a ~300-character prompt and two ~1,500-character responses."""
-
-    def prose(chars: int) -> str:
-        out: list[str] = []
-        length = 0
-        while length < chars:
-            word = rnd.choice(words)
-            out.append(word)
-            length += len(word) + 1
-        return " ".join(out)[:chars].rstrip() + "."
-
-    return {
-        "external_id": f"bench-{number:07d}",
-        "prompt": f"Question {number}: {prose(280)}",
-        "responses": [{"model": "model-a", "content": prose(1500)}, {"model": "model-b", "content": prose(1500)}],
-    }
-
-
 def seed(target: Target, *, users: int, batch: int) -> None:
     """Build the template database of `target` with the honest store path (insert_items in batches)."""
     from app import database

@@ -3,11 +3,14 @@ PostgreSQL databases made from templates)."""
 
 from __future__ import annotations
 
+import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
@@ -56,3 +59,45 @@ def pg_execute(admin_url: str, *statements: str) -> None:
 def remove_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".writelock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def template_copy(template_url: str, *, copy_path: Path, pg_url: str, pg_database: str) -> Iterator[str]:
+    """A fresh copy of a template database, dropped afterwards: a file copy, or CREATE DATABASE ... TEMPLATE."""
+    url = make_url(template_url)
+    if url.get_backend_name() == "sqlite":
+        remove_sqlite(copy_path)
+        shutil.copyfile(str(url.database), copy_path)
+        try:
+            yield f"sqlite:///{copy_path}"
+        finally:
+            remove_sqlite(copy_path)
+        return
+    pg_execute(
+        pg_url,
+        f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)',
+        f'CREATE DATABASE "{pg_database}" TEMPLATE "{url.database}"',
+    )
+    try:
+        yield pg_database_url(pg_url, pg_database)
+    finally:
+        pg_execute(pg_url, f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)')
+
+
+def bench_item(rnd: random.Random, words: list[str], number: int) -> dict[str, Any]:
+    """One native-format item: a ~300-character prompt and two ~1,500-character responses."""
+
+    def prose(chars: int) -> str:
+        out: list[str] = []
+        length = 0
+        while length < chars:
+            word = rnd.choice(words)
+            out.append(word)
+            length += len(word) + 1
+        return " ".join(out)[:chars].rstrip() + "."
+
+    return {
+        "external_id": f"bench-{number:07d}",
+        "prompt": f"Question {number}: {prose(280)}",
+        "responses": [{"model": "model-a", "content": prose(1500)}, {"model": "model-b", "content": prose(1500)}],
+    }

@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
     sys.path[0] = str(REPO)
 
 from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
+    bench_item,
     log,
     parse_size,
     pg_admin,
@@ -51,6 +51,7 @@ from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
     remove_sqlite,
     size_label,
     str_list,
+    template_copy,
 )
 
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
@@ -120,47 +121,16 @@ class Target:
 @contextmanager
 def run_database(target: Target, name: str) -> Iterator[str]:
     """A fresh copy of the template for one run: a file copy, or CREATE DATABASE ... TEMPLATE."""
-    if target.backend == "sqlite":
-        path = target.workdir / f"export-run-{target.label}.db"
-        remove_sqlite(path)
-        shutil.copyfile(target.sqlite_template, path)
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            remove_sqlite(path)
-        return
-    database = f"{PG_PREFIX}{name}"
-    pg_execute(
-        target.pg_url,
-        f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
-        f'CREATE DATABASE "{database}" TEMPLATE "{target.pg_template}"',
-    )
-    try:
-        yield pg_database_url(target.pg_url, database)
-    finally:
-        pg_execute(target.pg_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with template_copy(
+        target.template_url(),
+        copy_path=target.workdir / f"export-run-{target.label}.db",
+        pg_url=target.pg_url,
+        pg_database=f"{PG_PREFIX}{name}",
+    ) as url:
+        yield url
 
 
 # ------------------------------------------------------------------ seed
-def bench_item(rnd: random.Random, words: list[str], number: int) -> dict[str, Any]:
-    """One native-format item: a ~300-character prompt and two ~1,500-character responses."""
-
-    def prose(chars: int) -> str:
-        out: list[str] = []
-        length = 0
-        while length < chars:
-            word = rnd.choice(words)
-            out.append(word)
-            length += len(word) + 1
-        return " ".join(out)[:chars].rstrip() + "."
-
-    return {
-        "external_id": f"bench-{number:07d}",
-        "prompt": f"Question {number}: {prose(280)}",
-        "responses": [{"model": "model-a", "content": prose(1500)}, {"model": "model-b", "content": prose(1500)}],
-    }
-
-
 def votes_for(rnd: random.Random) -> list[str]:
     """Three verdicts on one item: the item's winner most of the time, so most items have a majority."""
     winner, loser = rnd.sample(["p0", "p1"], 2)
