@@ -16,7 +16,8 @@ from annotation_ui.asgi import create_app
 from app import database
 from app.principal import Principal, command_line_principal
 from app.services import accounts
-from app.settings import Settings
+from app.services.export_jobs import ExportJobRunner, at_once
+from app.settings import ExportSettings, Settings
 from preference_store.engine import build_engine
 from preference_store.models import Role
 from tests.databases import backend, fresh_database
@@ -70,6 +71,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         environment="test",
         database_url=database_url,
         secret_key="test-secret-key-for-the-suite-0123456789",
+        exports=ExportSettings(directory=tmp_path / "exports"),
     )
 
 
@@ -85,6 +87,14 @@ def app(settings: Settings, sessions: sessionmaker[Session]) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture
+def runner(app: FastAPI, client: TestClient) -> ExportJobRunner:
+    """The app's export job runner (started with the client), made to run each job at once in the request."""
+    started: ExportJobRunner = app.state.export_jobs
+    started.launch = at_once
+    return started
 
 
 @pytest.fixture

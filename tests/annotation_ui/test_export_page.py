@@ -6,16 +6,13 @@ import io
 import re
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.services import accounts
-from app.services.export_jobs import ExportJobRunner, at_once
-from app.settings import Settings
+from app.services.export_jobs import ExportJobRunner
 from preference_store.models import Role
 from tests.app.test_exporting import ANNOTATORS, LEAD, _pairwise_project, _ranking_project, _rubric_project, _staff
 from tests.conftest import People
@@ -23,24 +20,6 @@ from tests.conftest import People
 SLUG = "ex-pair"
 PASSWORD = "lead password 123"
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=database_url,
-        secret_key="test-secret-key-for-the-suite-0123456789",
-        exports={"directory": tmp_path / "exports"},
-    )
-
-
-@pytest.fixture
-def runner(client: TestClient) -> ExportJobRunner:
-    app: FastAPI = client.app  # type: ignore[assignment]
-    started: ExportJobRunner = app.state.export_jobs
-    started.launch = at_once
-    return started
 
 
 def _log_in(client: TestClient, email: str) -> str:

@@ -23,8 +23,7 @@ from app import database
 from app.errors import InvalidInput
 from app.principal import command_line_principal
 from app.services import accounts, annotation, export_jobs, importing, projects
-from app.services.export_jobs import INTERRUPTED, ExportJobRunner, ExportOptions, at_once, in_a_thread
-from app.settings import Settings
+from app.services.export_jobs import INTERRUPTED, ExportJobRunner, ExportOptions, in_a_thread
 from export.manifest import MANIFEST_NAME, verify
 from preference_store import export_jobs as job_store
 from preference_store.base import utcnow
@@ -36,25 +35,6 @@ from tests.databases import fresh_database
 
 Headers = dict[str, str]
 SLUG = "ex-pair"
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=database_url,
-        secret_key="test-secret-key-for-the-suite-0123456789",
-        exports={"directory": tmp_path / "exports"},
-    )
-
-
-@pytest.fixture
-def runner(client: TestClient) -> ExportJobRunner:
-    """The app's runner, made to run each job at once inside the request that starts it."""
-    app: FastAPI = client.app  # type: ignore[assignment]
-    started: ExportJobRunner = app.state.export_jobs
-    started.launch = at_once
-    return started
 
 
 @pytest.fixture
