@@ -5,7 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from annotation_ui import account_views, clarification_views, export_views, lead_views, quality_views, task_views
+from annotation_ui import (
+    account_views,
+    arbitration_views,
+    audit_views,
+    calibration_views,
+    clarification_views,
+    export_views,
+    gold_views,
+    import_views,
+    lead_views,
+    leaderboard_views,
+    quality_views,
+    task_views,
+)
 from annotation_ui.rendering import STATIC_DIR
 from annotation_ui.views import render_page_error, router
 from app.main import create_api_app
@@ -20,8 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.include_router(router)
     application.include_router(task_views.router)
     application.include_router(account_views.router)
+    application.include_router(arbitration_views.router)
+    application.include_router(gold_views.router)
     application.include_router(lead_views.router)
     application.include_router(export_views.router)
     application.include_router(clarification_views.router)
+    application.include_router(calibration_views.router)
     application.include_router(quality_views.router)
+    application.include_router(leaderboard_views.router)
+    application.include_router(import_views.router)
+    application.include_router(audit_views.router)
     return application

@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from annotation_ui.rendering import render
 from app.deps import CurrentPrincipal, DbSession
-from app.services import quality_reports
+from app.services import knowledge_gaps, quality_reports, quality_trends
 from app.services.quality_reports import Dashboard, ReportQuery
+from app.services.quality_trends import Trends
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,3 +122,83 @@ def teams_page(
         "action": f"/projects/{slug}/quality/teams",
     }
     return render(request, "quality_teams.html", context, block="report")
+
+
+GAP_NAMES = ("columns", "min_judgments", "rank_by")
+
+
+def _heat(value: float | None) -> str:
+    """A cell's background: red (0) through amber to green (1); the number stays in the cell."""
+    if value is None:
+        return ""
+    return f"background-color: hsl({round(max(0.0, min(1.0, value)) * 120)}, 70%, 86%)"
+
+
+@router.get("/projects/{slug}/quality/gaps", response_class=HTMLResponse)
+def gaps_page(request: Request, slug: str, session: DbSession, principal: CurrentPrincipal) -> Response:
+    kept = _kept(request, *FILTER_NAMES, *GAP_NAMES)
+    query = knowledge_gaps.gap_query(**kept)
+    view = knowledge_gaps.knowledge_gaps(session, principal=principal, slug=slug, query=query)
+    context = {
+        "view": view,
+        "values": kept,
+        "facets": view.facets,
+        "gap_columns": knowledge_gaps.GAP_COLUMNS,
+        "rank_by": knowledge_gaps.RANK_BY,
+        "min_judgments": query.min_judgments,
+        "heat": _heat,
+        "browse_base": f"/projects/{quote(slug)}/items",
+        "download_links": _links(slug, kept, "gaps"),
+        "action": f"/projects/{slug}/quality/gaps",
+    }
+    return render(request, "quality_gaps.html", context, block="report")
+
+
+def _trend_chart_data(view: Trends) -> dict[str, Any]:
+    """One multi-series chart per figure: x = period starts (Unix seconds), one series per project."""
+
+    def seconds(day: Any) -> int:
+        return int(day.toordinal() - 719163) * 86400
+
+    x = [seconds(period) for period in view.periods]
+    shown = [trend for trend in view.projects if trend.points]
+
+    def series(name: str) -> dict[str, Any]:
+        columns = []
+        for trend in shown:
+            by_period = {point.period_start: getattr(point, name) for point in trend.points}
+            columns.append([by_period.get(period) for period in view.periods])
+        return {"labels": [trend.slug for trend in shown], "data": [x, *columns]}
+
+    return {
+        "trend_alpha": series("alpha"),
+        "trend_judgments": series("judgments"),
+        "trend_gold": series("gold_accuracy"),
+        "trend_seconds": series("median_seconds"),
+    }
+
+
+@router.get("/quality/trends", response_class=HTMLResponse)
+def trends_page(request: Request, session: DbSession, principal: CurrentPrincipal) -> Response:
+    kept = _kept(request, "judged_from", "judged_until", "projects", "period", "language", "market", "category")
+    query = quality_trends.trend_query(
+        judged_from=kept.get("judged_from", ""),
+        judged_until=kept.get("judged_until", ""),
+        projects=kept.get("projects", ""),
+        period=kept.get("period", ""),
+        language=kept.get("language", ""),
+        market=kept.get("market", ""),
+        category=kept.get("category", ""),
+    )
+    view = quality_trends.quality_trends(session, principal=principal, query=query)
+    base = "/api/v1/quality/trends"
+    context = {
+        "view": view,
+        "values": kept,
+        "periods": quality_trends.PERIODS,
+        "has_gold": any(point.gold_judgments for trend in view.projects for point in trend.points),
+        "chart": _trend_chart_data(view),
+        "download_links": {fmt: f"{base}?{urlencode({**kept, 'format': fmt})}" for fmt in ("csv", "parquet", "xlsx")},
+        "action": "/quality/trends",
+    }
+    return render(request, "quality_trends.html", context, block="report")

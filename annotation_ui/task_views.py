@@ -17,7 +17,7 @@ from annotation_ui.rendering import STATIC_DIR, is_htmx, render
 from app.deps import Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError, Problem
 from app.principal import Principal
-from app.services import annotation, progress, projects, revisions
+from app.services import annotation, gold, progress, projects, qualification, revisions
 from app.services.project_options import scale_key
 
 if TYPE_CHECKING:
@@ -139,12 +139,20 @@ def _task_page(
 ) -> Response:
     """The annotate page (or its task block for htmx) with the caller's current lease."""
     cap: int | None = None
+    paused: qualification.MemberPaused | None = None
+    missing: list[qualification.QualificationStatus] = []
     try:
         task = annotation.next_task(
             session, principal=principal, slug=slug, cache=context.project_cache, reaper=context.lease_reaper
         )
     except annotation.DailyCapReached as reached:
         task, cap = None, reached.cap
+    except qualification.MemberPaused as pause:
+        session.rollback()
+        task, paused = None, pause
+    except qualification.QualificationRequired as required:
+        session.rollback()
+        task, missing = None, required.missing
     project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
     return _render_task(
         request,
@@ -154,6 +162,7 @@ def _task_page(
         cap_reached=cap,
         status_code=status_code,
         headers=headers,
+        gold_state={"paused": paused, "qualification": missing},
     )
 
 
@@ -167,6 +176,7 @@ def _render_task(
     cap_reached: int | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    gold_state: dict[str, Any] | None = None,
 ) -> Response:
     options = projects.cached_options(project)
     return render(
@@ -185,6 +195,7 @@ def _render_task(
             "cap_reached": cap_reached,
             "kind_assets": _kind_assets(project.kind.value),
             "progress_event": PROGRESS_EVENT,
+            **(gold_state or {}),
         },
         block="task",
         status_code=status_code,
@@ -213,7 +224,7 @@ def submit(
     fields: FormFields,
 ) -> Response:
     try:
-        annotation.submit_judgment(
+        stored = annotation.submit_judgment(
             session,
             principal=principal,
             assignment_id=assignment_id,
@@ -226,9 +237,34 @@ def submit(
         return _task_page(
             request, slug, session, context, principal, state=_form_state(request, error, fields), status_code=422
         )
+    if stored.gold_feedback:
+        if not is_htmx(request):
+            return RedirectResponse(f"/projects/{quote(slug)}/annotate/{assignment_id}/feedback", status_code=303)
+        feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
+        project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
+        return _render_task(
+            request,
+            project,
+            None,
+            state=FormState(),
+            headers=_progress_headers(),
+            gold_state={"feedback": feedback},
+        )
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
     return _task_page(request, slug, session, context, principal, headers=_progress_headers())
+
+
+@router.get("/projects/{slug}/annotate/{assignment_id}/feedback", response_class=HTMLResponse)
+def gold_feedback(
+    request: Request, slug: str, assignment_id: int, session: DbSession, context: Context, principal: CurrentPrincipal
+) -> Response:
+    """Training and qualification: the expected answer of a gold item just answered (without htmx)."""
+    feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
+    if feedback is None:
+        return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
+    project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
+    return _render_task(request, project, None, state=FormState(), gold_state={"feedback": feedback})
 
 
 def _single(fields: list[tuple[str, str]], name: str) -> str | None:

@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from annotation_ui.messages import LOGIN_FORM_EXPIRED, error_text, translated
 from annotation_ui.rendering import is_htmx, render
 from app.deps import SESSION_COOKIE, Context, CurrentPrincipal, DbSession, optional_principal
-from app.errors import PrefstackError
+from app.errors import PrefstackError, TooManyRequests
 from app.principal import Principal
 from app.security import sign, tokens_match, unsign
-from app.services import accounts, projects
+from app.services import accounts, calibration, projects
 
 LOGIN_CSRF_COOKIE = "prefstack_login_csrf"
 
@@ -92,7 +92,7 @@ def log_in(
             session_hours=context.settings.security.session_hours,
         )
     except PrefstackError as error:
-        return _login_form(
+        refused = _login_form(
             request,
             context,
             next_url=next_url,
@@ -100,6 +100,9 @@ def log_in(
             error=error_text(request, error),
             status=error.status_code,
         )
+        if isinstance(error, TooManyRequests):
+            refused.headers["Retry-After"] = str(error.retry_after)
+        return refused
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -123,7 +126,14 @@ def log_out(session: DbSession, principal: CurrentPrincipal) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: DbSession, principal: CurrentPrincipal) -> Response:
-    return render(request, "home.html", {"projects": projects.list_projects(session, principal=principal)})
+    return render(
+        request,
+        "home.html",
+        {
+            "projects": projects.list_projects(session, principal=principal),
+            "calibrations": calibration.waiting_for_me(session, principal=principal),
+        },
+    )
 
 
 def _page_to_return_to(request: Request) -> str:

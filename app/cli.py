@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,19 +17,32 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session
 
 from app import __version__, database, import_formats
 from app.errors import InvalidInput, PrefstackError
 from app.principal import command_line_principal
-from app.services import accounts, demo, exporting, importing, projects
+from app.services import (
+    accounts,
+    arbitration,
+    demo,
+    exporting,
+    importing,
+    knowledge_gaps,
+    projects,
+    quality_reports,
+    quality_summary,
+    quality_trends,
+)
 from app.services.export_labels import Aggregation
 from app.settings import Settings
-from export.aggregate import Abstain
+from export.aggregate import Abstain, ArbitrationMode
 from export.formats import RowFormat
 from export.manifest import verify
 from export.pairs import RankingPairs
 from export.writers import ExportFormat
+from preference_store import backup
 from preference_store.engine import build_engine, session_factory
 from preference_store.judgments import JudgmentFilter
 from preference_store.models import Role
@@ -40,6 +56,8 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(project_cli, name="project")
+arbitration_cli = typer.Typer(help="Arbitration of disputed items.", no_args_is_help=True)
+cli.add_typer(arbitration_cli, name="arbitration")
 
 out = Console()
 err = Console(stderr=True)
@@ -90,6 +108,57 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, 
     finally:
         engine.dispose()
     out.print(f"database at {revision}", highlight=False)
+
+
+@db_cli.command("backup")
+def db_backup(
+    to: Annotated[Path, typer.Option("--to", help="The backup file to write.")],
+    run_pg_dump: Annotated[bool, typer.Option(help="PostgreSQL: run pg_dump instead of printing the command.")] = False,
+) -> None:
+    """Back up the database: an online, checked copy of SQLite; pg_dump for PostgreSQL."""
+    settings = Settings()
+    try:
+        if make_url(settings.database_url).get_backend_name() == "postgresql":
+            command = backup.pg_dump_command(settings.database_url, to)
+            if not run_pg_dump:
+                out.print(
+                    "PostgreSQL is backed up with its own tools. Run (the password from PGPASSWORD or ~/.pgpass):"
+                )
+                out.print("  " + " ".join(command), highlight=False, soft_wrap=True)
+                out.print("Restore into an empty database with pg_restore --no-owner --dbname=NEW FILE.")
+                return
+            subprocess.run(command, check=True)  # noqa: S603  (our own argument list)
+            out.print(f"pg_dump wrote {to}", highlight=False)
+            return
+        report = backup.backup_sqlite(backup.sqlite_path(settings.database_url), to)
+    except (backup.BackupError, subprocess.CalledProcessError, FileNotFoundError) as error:
+        _fail(str(error))
+    out.print(
+        f"backed up to {report.path} ({report.bytes:,} bytes, {report.tables} tables, at {report.revision}); "
+        "integrity check ok",
+        highlight=False,
+    )
+
+
+@db_cli.command("restore")
+def db_restore(
+    source: Annotated[Path, typer.Argument(help="A backup written by `prefstack db backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the current database without asking.")] = False,
+) -> None:
+    """Replace the SQLite database with a backup (stop the server first)."""
+    settings = Settings()
+    try:
+        target = backup.sqlite_path(settings.database_url)
+    except backup.BackupError:
+        _fail("restore works on SQLite; for PostgreSQL use pg_restore (see docs/deploy.md)")
+    if not yes and not typer.confirm(f"Replace {target} with {source}?"):
+        raise typer.Exit(1)
+    try:
+        report = backup.restore_sqlite(source, target)
+    except backup.BackupError as error:
+        _fail(str(error))
+    out.print(f"restored {source} into {report.path} (at {report.revision})", highlight=False)
+    out.print("Run `prefstack db upgrade` if the backup is from an older release.", highlight=False)
 
 
 @user_cli.command("create")
@@ -201,6 +270,18 @@ def project_add_members(
     out.print(f"added {added} member(s) to {slug}", highlight=False)
 
 
+@arbitration_cli.command("scan")
+def arbitration_scan(slug: Annotated[str, typer.Argument(metavar="PROJECT", help="Project slug.")]) -> None:
+    """Open the cases missing for items judged before arbitration was on (or add annotators first)."""
+    with _session() as session:
+        summary = arbitration.scan_project(session, principal=command_line_principal(), slug=slug)
+    out.print(
+        f"{slug}: {summary.items_checked} complete items checked, {summary.opened} cases opened, "
+        f"{summary.extended} items given more annotators",
+        highlight=False,
+    )
+
+
 @cli.command("import")
 def import_file(
     first: Annotated[str, typer.Argument(metavar="PROJECT", help="Project slug (or the file, with --project).")],
@@ -217,6 +298,14 @@ def import_file(
         str, typer.Option(help="fail: a bad row refuses the file; skip: bad rows go to --rejects.")
     ] = "fail",
     rejects: Annotated[Path | None, typer.Option(help="JSONL file for the rows left out by --on-error skip.")] = None,
+    verdicts: Annotated[
+        bool,
+        typer.Option(
+            "--with-verdicts/--no-verdicts",
+            help="Store the verdicts the source carries (HH-RLHF, UltraFeedback, Label Studio) as external verdicts.",
+        ),
+    ] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check everything, write nothing.")] = False,
 ) -> None:
     """Import items (docs/formats.md); by default a bad row rejects the whole file and nothing is written."""
     slug, file = (project, Path(first)) if project is not None else (first, second)
@@ -244,13 +333,39 @@ def import_file(
                 on_error=mode,
                 reject=rejected_rows.write,
                 progress=lambda read: bar.update(task, completed=read),
+                dry_run=dry_run,
+                with_verdicts=verdicts,
             )
     summary = f"created {result.created}, unchanged {result.unchanged}"
-    if mode is importing.OnError.SKIP:
-        summary += f", rejected {result.rejected} (written to {rejects})"
+    if mode is importing.OnError.SKIP or (dry_run and result.rejected):
+        summary += f", rejected {result.rejected}" + (f" (written to {rejects})" if rejects is not None else "")
     if result.verdicts:
-        summary += f"; {result.verdicts} external verdicts read and checked (not stored yet)"
+        summary += f"; {result.verdicts} external verdicts stored"
+    if dry_run:
+        summary = f"dry run, nothing written: {summary.replace('stored', 'to store')}"
+        for rejected in result.rejects[:MAX_PROBLEMS_PRINTED]:
+            err.print(f"line {rejected.number}: " + "; ".join(rejected.as_json()["reasons"]), highlight=False)
     out.print(summary, highlight=False, soft_wrap=True)
+
+
+@cli.command("import-verdicts")
+def import_verdicts_command(
+    slug: Annotated[str, typer.Argument(metavar="PROJECT", help="Project slug.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Verdicts JSONL (docs/formats.md), gzip or not.")],
+    source: Annotated[str, typer.Option(help="Source of the lines that name none.")] = "jsonl",
+) -> None:
+    """Store external verdicts for items already imported; a bad line refuses the whole file."""
+    if not file.exists():
+        _fail(f"FILE: {file} does not exist")
+    with _session() as session, import_formats.lines.open_bytes(file) as stream:
+        result = importing.import_verdicts(
+            session,
+            principal=command_line_principal(),
+            slug=slug,
+            rows=importing.parse_jsonl(stream),
+            default_source=source,
+        )
+    out.print(f"stored {result.stored} external verdicts for {result.items} items", highlight=False)
 
 
 class _RejectsFile:
@@ -305,6 +420,13 @@ def export_command(
     aggregation: Annotated[
         str, typer.Option(help="Pairwise votes: majority, or dawid-skene (annotators weighted by fitted accuracy).")
     ] = "majority",
+    arbitration: Annotated[
+        str, typer.Option(help="verdict-first (arbitration verdicts label their items) or ignore.")
+    ] = "verdict-first",
+    include_calibration: Annotated[
+        bool, typer.Option("--include-calibration", help="Keep items used in calibration sessions.")
+    ] = False,
+    include_gold: Annotated[bool, typer.Option("--include-gold", help="Keep gold items.")] = False,
     ranking_pairs: Annotated[str, typer.Option(help="Ranked items: all pairs or best vs each other.")] = "all",
     rewrites: Annotated[bool, typer.Option("--rewrites/--no-rewrites", help="Use annotators' rewrites.")] = True,
     margin: Annotated[bool, typer.Option("--margin/--no-margin", help="Reward rows carry a margin.")] = True,
@@ -348,6 +470,9 @@ def export_command(
         ties=_choice("--ties", ties, {value.value: value for value in Abstain}),
         both_bad=_choice("--both-bad", both_bad, {value.value: value for value in Abstain}),
         aggregation=_choice("--aggregation", aggregation, {value.value: value for value in Aggregation}),
+        arbitration=_choice("--arbitration", arbitration, {value.value: value for value in ArbitrationMode}),
+        include_calibration=include_calibration,
+        include_gold=include_gold,
         ranking_pairs=_choice("--ranking-pairs", ranking_pairs, _RANKING_PAIRS),
         rewrites=rewrites,
         margin=margin,
@@ -449,10 +574,18 @@ def demo_command(
     archive = summary.archive
     out.print(
         f"  {archive.kind:<10} {archive.slug:<28} {archive.name}: for leads' quality pages and exports"
-        + (f" ({summary.archive_judgments} judgments by four vendor annotators)" if summary.archive_judgments else ""),
+        + (f" ({summary.archive_judgments} judgments by 12 vendor annotators)" if summary.archive_judgments else ""),
         highlight=False,
         soft_wrap=True,
     )
+    if summary.archive_quality is not None:
+        extras = summary.archive_quality
+        out.print(
+            f"  {'':<10} {'':<28} with {extras.gold_items} gold items, {extras.judge_verdicts} LLM-judge verdicts, "
+            f"{extras.arbitration_cases} arbitration cases and a {extras.calibration_items}-item calibration session",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(f"Open [bold]{url}[/] and log in as:", highlight=False)
     for login in summary.logins:
         out.print(f"  {login.role:<10} {login.email:<28} password: {login.password}", highlight=False)
@@ -472,16 +605,132 @@ def serve(
 
     settings = Settings()
     bind_host, bind_port = host or settings.host, port or settings.port
+    processes = workers or settings.workers
+    if processes > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics sums them (set before workers start).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prefstack-metrics-")
     out.print(f"serving on http://{bind_host}:{bind_port}/  (API docs at /docs)", highlight=False)
     uvicorn.run(
         "annotation_ui.asgi:create_app",
         factory=True,
         host=bind_host,
         port=bind_port,
-        workers=workers or settings.workers,
-        log_level="info",
+        workers=processes,
+        timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        log_config=None,  # the app configures logging (PREFSTACK_LOG__FORMAT=json for JSON lines)
+        log_level=settings.log.level.lower(),
         access_log=False,
     )
+
+
+quality_cli = typer.Typer(help="Quality reports.", no_args_is_help=True)
+cli.add_typer(quality_cli, name="quality")
+_QUALITY_FORMATS = ("csv", "parquet", "xlsx")
+
+
+@quality_cli.command("report")
+def quality_report(
+    project: Annotated[str, typer.Option("--project", help="Project slug.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Directory for the tables (default ./SLUG-quality).")
+    ] = None,
+    file_format: Annotated[str, typer.Option("--format", help="Table files: csv, parquet or xlsx.")] = "csv",
+    group_by: Annotated[str, typer.Option(help="Dashboard groups: team, language, market or category.")] = "team",
+    since: Annotated[str, typer.Option(help="First day judged, YYYY-MM-DD.")] = "",
+    until: Annotated[str, typer.Option(help="Last day judged, YYYY-MM-DD (inclusive).")] = "",
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs (100-5000).")] = 1000,
+    min_judgments: Annotated[
+        int, typer.Option(help="Counted judgments a knowledge-gap cell needs to be ranked.")
+    ] = knowledge_gaps.DEFAULT_MIN_JUDGMENTS,
+) -> None:
+    """Print a project's headline quality figures and write every report table (docs/quality-reports.md)."""
+    from app.api.quality import write_table
+
+    if file_format not in _QUALITY_FORMATS:
+        _fail(f"--format is one of {', '.join(_QUALITY_FORMATS)}")
+    principal = command_line_principal()
+    with _session() as session:
+        query = quality_reports.report_query(
+            judged_from=since, judged_until=until, group_by=group_by, resamples=resamples
+        )
+        dashboard = quality_reports.dashboard(session, principal=principal, slug=project, query=query)
+        annotators = quality_reports.annotator_scorecards(session, principal=principal, slug=project, query=query)
+        teams = quality_reports.team_scorecards(session, principal=principal, slug=project, query=query)
+        gaps = knowledge_gaps.knowledge_gaps(
+            session,
+            principal=principal,
+            slug=project,
+            query=knowledge_gaps.gap_query(judged_from=since, judged_until=until, min_judgments=str(min_judgments)),
+        )
+        trends = quality_trends.quality_trends(
+            session, principal=principal, query=quality_trends.TrendQuery(query, (dashboard.project_slug,))
+        )
+    _print_quality_summary(quality_summary.summarize(dashboard, teams, annotators), gaps)
+    tables = [quality_reports.dashboard_table(dashboard, name) for name in quality_reports.DASHBOARD_TABLES]
+    tables += [
+        quality_reports.annotators_table(annotators),
+        quality_reports.teams_table(teams),
+        knowledge_gaps.gaps_table(gaps),
+        quality_trends.trends_table(trends),
+    ]
+    directory = out_dir or Path(f"{dashboard.project_slug}-quality")
+    directory.mkdir(parents=True, exist_ok=True)
+    for table in tables:
+        path = directory / f"{dashboard.project_slug}-quality-{table.name}.{file_format}"
+        with path.open("wb") as target:
+            write_table(table, file_format, target)
+        out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _print_quality_summary(summary: quality_summary.QualitySummary, gaps: knowledge_gaps.GapMatrix) -> None:
+    from rich.table import Table
+
+    def number(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    out.print(
+        f"{summary.project_name} ({summary.project_slug}, {summary.kind}): {summary.judgments} judgments, "
+        f"{summary.items} items, {summary.annotators} annotators",
+        highlight=False,
+    )
+    agreement = Table("measure", "alpha", "95% CI", "percent agreement", "units", title="Agreement")
+    for entry in summary.agreement:
+        interval = f"[{number(entry.alpha_low)}, {number(entry.alpha_high)}]" if entry.alpha_low is not None else "-"
+        agreement.add_row(entry.measure, number(entry.alpha), interval, share(entry.percent), str(entry.units))
+    out.print(agreement)
+    teams = Table("team", "annotators", "judgments", "vs aggregate", "within alpha", "flags", title="Teams")
+    for card in summary.teams:
+        within = card.within_team[0].alpha if card.within_team else None
+        flags = ", ".join(flag.code for flag in card.flags) or "-"
+        teams.add_row(
+            card.team,
+            str(card.annotators),
+            str(card.score.judgments),
+            share(card.score.agreement_with_aggregate),
+            number(within),
+            flags,
+        )
+    out.print(teams)
+    flagged = Table("annotator", "team", "judgments", "flags", title="Flagged annotators")
+    for person in summary.flagged:
+        flags = ", ".join(f"{flag.code} ({flag.count} items)" for flag in person.flags)
+        flagged.add_row(person.name, person.team or "-", str(person.score.judgments), flags)
+    out.print(flagged if summary.flagged else "Flagged annotators: none")
+    worst = Table("team", gaps.query.columns, "market", "judgments", "agreement", "gold accuracy", title="Worst cells")
+    for cell in [cell for cell in gaps.cells if cell.ranked][:5]:
+        worst.add_row(
+            cell.team,
+            cell.column,
+            cell.market or "-",
+            str(cell.judgments),
+            share(cell.agreement),
+            share(cell.gold_accuracy),
+        )
+    out.print(worst)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 import migrations
@@ -37,3 +39,18 @@ def downgrade(engine: Engine, revision: str) -> None:
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code base ships."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found")
+    return head
+
+
+def applied_revision(engine: Engine) -> str | None:
+    """The migration the database behind `engine` is at (None before the first)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

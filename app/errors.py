@@ -75,3 +75,13 @@ class Conflict(PrefstackError):
 
 class TooManyRequests(PrefstackError):
     status_code = 429
+    retry_after = 60
+    """Seconds to wait, sent as `Retry-After`."""
+
+
+class ServiceUnavailable(PrefstackError):
+    """The database cannot be reached right now (restarting, failing over, out of connections)."""
+
+    status_code = 503
+    retry_after = 2
+    """Seconds to wait, sent as `Retry-After`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -9,11 +10,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 import app as app_package
-from app.api import clarifications, export_jobs, items, quality, v1
+from app import database
+from app.api import arbitration, calibration, clarifications, export_jobs, items, operations, quality, v1
+from app.api import audit as audit_api
+from app.api import gold as gold_api
+from app.api import leaderboard as leaderboard_api
+from app.body_limit import BodyLimit
 from app.deps import AppContext
-from app.errors import PrefstackError
+from app.errors import InvalidInput, PrefstackError, ServiceUnavailable, TooManyRequests
+from app.observability import RequestObserver, configure_logging
+from app.security_headers import SecurityHeaders
 from app.services.accounts import LoginThrottle, TokenCache
 from app.services.annotation import LeaseReaper
 from app.services.export_jobs import ExportJobRunner, exports_directory
@@ -26,6 +35,7 @@ PageErrorRenderer = Callable[[Request, PrefstackError], Awaitable[Response]]
 
 def create_api_app(settings: Settings) -> FastAPI:
     """The JSON API with its state; `annotation_ui.asgi.create_app` adds the pages."""
+    configure_logging(settings.log)
     engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
     context = AppContext(
         settings=settings,
@@ -62,22 +72,40 @@ def create_api_app(settings: Settings) -> FastAPI:
     )
     application.state.context = context
     application.state.page_error_renderer = None
+    application.state.migration_head = database.head_revision()
+    application.add_middleware(
+        BodyLimit,
+        default_bytes=settings.annotation.max_request_kb * 1024,
+        bulk_bytes=settings.annotation.max_upload_mb * 1024 * 1024,
+    )
+    application.add_middleware(SecurityHeaders, https=settings.cookies_secure)
+    application.add_middleware(RequestObserver, access_log=settings.log.access)
+    application.include_router(operations.router)
     application.include_router(v1.router)
+    # Before items: its /items/{external_id:path} would swallow .../gold.
+    application.include_router(gold_api.router)
     application.include_router(items.router)
     application.include_router(export_jobs.router)
     application.include_router(quality.router)
+    application.include_router(leaderboard_api.router)
     application.include_router(clarifications.router)
+    application.include_router(calibration.router)
+    application.include_router(arbitration.router)
+    application.include_router(audit_api.router)
     _install_error_handlers(application)
-
-    @application.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return application
 
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _is_sqlite_programming_error(error: OperationalError) -> bool:
+    """SQLite reports mistakes ("no such table") as OperationalError too: those stay 500s."""
+    transient = ("locked", "busy", "unable to open")
+    message = str(error.orig).lower()
+    return "sqlite" in type(error.orig).__module__ and not any(word in message for word in transient)
 
 
 def _install_error_handlers(application: FastAPI) -> None:
@@ -87,6 +115,8 @@ def _install_error_handlers(application: FastAPI) -> None:
         if renderer is not None and not _is_api(request):
             return await renderer(request, error)
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        if isinstance(error, TooManyRequests | ServiceUnavailable):
+            headers = {"Retry-After": str(error.retry_after)}
         return JSONResponse({"error": error.as_dict()}, status_code=error.status_code, headers=headers)
 
     async def validation_error(request: Request, error: Exception) -> Response:
@@ -105,5 +135,27 @@ def _install_error_handlers(application: FastAPI) -> None:
         }
         return JSONResponse({"error": body}, status_code=422)
 
+    async def out_of_range(request: Request, error: Exception) -> Response:
+        # An id or number past what the database column holds (SQLite: OverflowError on
+        # binding; PostgreSQL: a DataError) is bad input, not a server failure.
+        return await prefstack_error(
+            request,
+            InvalidInput("value_out_of_range", "A value in the request is out of the range this server stores."),
+        )
+
+    async def database_unavailable(request: Request, error: Exception) -> Response:
+        # A lost or refused connection (PostgreSQL restarting, a failover) or a busy SQLite
+        # file: the pool reconnects on the next checkout (pre-ping), so the caller may retry.
+        if isinstance(error, OperationalError) and _is_sqlite_programming_error(error):
+            raise error
+        logging.getLogger("prefstack.database").warning("database unavailable: %s", type(error).__name__)
+        return await prefstack_error(
+            request, ServiceUnavailable("database_unavailable", "The database is unavailable for a moment. Retry.")
+        )
+
     application.add_exception_handler(PrefstackError, prefstack_error)
+    application.add_exception_handler(OperationalError, database_unavailable)
+    application.add_exception_handler(InterfaceError, database_unavailable)
+    application.add_exception_handler(OverflowError, out_of_range)
+    application.add_exception_handler(DataError, out_of_range)
     application.add_exception_handler(RequestValidationError, validation_error)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
+import threading
 from functools import lru_cache
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 API_TOKEN_PREFIX = "pst_"  # noqa: S105  (a marker, not a secret)
+
+
+# Each Argon2 hash holds ~64 MB while it runs: a shift logging in at once must queue, not
+# take the server's memory (one hash per core keeps the CPU busy anyway).
+_HASHING = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
 @lru_cache(maxsize=1)
@@ -20,16 +27,18 @@ def _hasher() -> PasswordHash:
 
 def hash_password(password: str) -> str:
     """Argon2id hash of a password."""
-    return _hasher().hash(password)
+    with _HASHING:
+        return _hasher().hash(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     """Whether the password matches; always spends the hashing time, even with no hash."""
     if password_hash is None:
-        _hasher().hash(password)
+        hash_password(password)
         return False
     try:
-        return bool(_hasher().verify(password, password_hash))
+        with _HASHING:
+            return bool(_hasher().verify(password, password_hash))
     except Exception:  # a malformed stored hash is a failed login, not a crash
         return False
 

@@ -49,7 +49,37 @@ class AnnotationSettings(BaseModel):
     """How often a claim also returns the project's expired leases to the pool."""
 
     max_upload_mb: int = Field(default=200, ge=1)
-    """Largest request body accepted by the import endpoints."""
+    """Largest request body accepted by the bulk endpoints: imports, verdicts, gold lists, uploads."""
+
+    max_request_kb: int = Field(default=2048, ge=64)
+    """Largest request body accepted anywhere else (a judgment with a long rewrite fits easily)."""
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogSettings(BaseModel):
+    """What the server logs and how."""
+
+    format: LogFormat = LogFormat.TEXT
+    """`json` writes one object per line (time, level, request id, route, status, duration)."""
+
+    level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    access: bool = True
+    """Log one line per HTTP request."""
+
+
+class OperationsSettings(BaseModel):
+    """Health, readiness and metrics endpoints."""
+
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics at `/metrics`."""
+
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` answers only `Authorization: Bearer <token>`."""
 
 
 class ExportSettings(BaseModel):
@@ -60,6 +90,22 @@ class ExportSettings(BaseModel):
 
     Default: `exports/` beside the SQLite file, else in the working directory.
     """
+
+
+class UploadSettings(BaseModel):
+    """Files leads upload on the import page, kept until they are imported, cancelled or expire.
+
+    Their size limit is `annotation.max_upload_mb`, as for the other import endpoints.
+    """
+
+    directory: Path | None = None
+    """Where uploads wait between preview and import, one directory per upload.
+
+    Default: `uploads/` beside the SQLite file, else in the working directory.
+    """
+
+    expiry_minutes: int = Field(default=60, ge=1)
+    """How long an upload waits for its Import before it is deleted."""
 
 
 class Settings(BaseSettings):
@@ -88,9 +134,18 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     """uvicorn worker processes for `prefstack serve`."""
 
+    keep_alive_seconds: int = Field(default=20, ge=1, le=600)
+    """How long an idle HTTP keep-alive connection stays open (uvicorn's default is 5)."""
+
+    worker_healthcheck_seconds: int = Field(default=60, ge=1)
+    """How long a worker may take to start, or to answer the supervisor's ping, before it is replaced."""
+
     security: SecuritySettings = SecuritySettings()
     annotation: AnnotationSettings = AnnotationSettings()
     exports: ExportSettings = ExportSettings()
+    uploads: UploadSettings = UploadSettings()
+    log: LogSettings = LogSettings()
+    operations: OperationsSettings = OperationsSettings()
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

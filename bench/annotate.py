@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -40,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from benchlib import (
@@ -64,6 +66,8 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OVERLAP = 3
 REFERENCE_ITEMS = 100_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SESSION_COOKIE = "prefstack_session"
+IDLE_REOPEN_S = 4.0  # app.deps.SESSION_COOKIE
 
 
 # ------------------------------------------------------------------ small helpers
@@ -186,7 +190,20 @@ def cell_database(target: Target, cell_name: str) -> Iterator[str]:
         pg_url=target.pg_url,
         pg_database=f"prefstack_bench_{cell_name}",
     ) as url:
+        upgrade(url)
         yield url
+
+
+def upgrade(database_url: str) -> None:
+    """Bring a copy of an older template to the current schema (a no-op when it is current)."""
+    from app import database
+    from preference_store.engine import build_engine
+
+    engine = build_engine(database_url, pool_size=1)
+    try:
+        database.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------ seed
@@ -305,29 +322,58 @@ class Connection:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.header = b""
+        self.last_used = 0.0
+        self.reconnects = 0
 
     async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        if self.reader is not None and time.monotonic() - self.last_used > IDLE_REOPEN_S:
+            self.close()  # uvicorn drops keep-alive connections idle for 5 s; a browser reconnects too
         if self.reader is None or self.writer is None:
+            self.reconnects += 1
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         try:
             self.writer.write(head + body)
             header = await self.reader.readuntil(b"\r\n\r\n")
             status = int(header[9:12])
             lower = header.lower()
+            self.header = header
             at = lower.find(b"\r\ncontent-length:")
             if at >= 0:
                 at += 17
                 data = await self.reader.readexactly(int(header[at : header.index(b"\r\n", at)]))
             elif status in (204, 304):
                 data = b""
+            elif b"\r\ntransfer-encoding: chunked" in lower:
+                data = await self._chunked()
             else:
                 raise ProtocolError(f"status {status} without Content-Length")
             if b"\r\nconnection: close" in lower:
                 self.close()
+            self.last_used = time.monotonic()
             return status, data
         except BaseException:
             self.close()
             raise
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        parts: list[bytes] = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await self.reader.readexactly(size + 2)
+            if size == 0:
+                return b"".join(parts)
+            parts.append(chunk[:-2])
+
+    def cookies(self) -> dict[str, str]:
+        """The cookies the last response set (name -> value)."""
+        found: dict[str, str] = {}
+        for line in self.header.split(b"\r\n"):
+            if line.lower().startswith(b"set-cookie:"):
+                name, _, rest = line[11:].strip().decode().partition("=")
+                found[name] = rest.split(";")[0].strip('"')
+        return found
 
     def close(self) -> None:
         if self.writer is not None:
@@ -444,13 +490,340 @@ def run_load(**kwargs: Any) -> LoadResult:
     return uvloop.run(load(**kwargs))
 
 
+# ------------------------------------------------------------------ surfaces: one annotator's calls
+CALL_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError, asyncio.TimeoutError)
+ASSIGNMENT_ATTR = re.compile(rb'data-assignment="(\d*)"')
+CSRF_INPUT = re.compile(rb'name="csrf_token" value="([^"]*)"')
+BENCH_PASSWORD = "bench-password-not-secret"  # noqa: S105  (bench accounts only)
+
+
+@dataclass
+class Call:
+    """One HTTP call as the load generator saw it."""
+
+    name: str
+    status: int  # 0: the connection broke
+    started: float
+    ended: float
+    error: str = ""
+
+
+@dataclass
+class Tick:
+    """What one step of an annotator did: its calls, and the judgment the server acknowledged."""
+
+    calls: list[Call] = field(default_factory=list)
+    acknowledged: tuple[int | None, int] | None = None  # (judgment id or None for HTML, assignment id)
+    no_work: bool = False
+
+
+class Annotator:
+    """One annotator on one keep-alive connection: `start` (log in, first task), then `tick`s."""
+
+    def __init__(self, host: str, port: int, slug: str, rnd: random.Random) -> None:
+        self.host, self.slug, self.rnd = host, slug, rnd
+        self.conn = Connection(host, port)
+        self.assignment: int | None = None
+
+    async def call(self, tick: Tick, name: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        t0 = time.perf_counter()
+        try:
+            status, content = await asyncio.wait_for(self.conn.request(head, body), timeout=30)
+        except CALL_ERRORS as error:
+            tick.calls.append(Call(name, 0, t0, time.perf_counter(), type(error).__name__))
+            return 0, b""
+        tick.calls.append(Call(name, status, t0, time.perf_counter()))
+        return status, content
+
+    async def start(self) -> Tick:
+        raise NotImplementedError
+
+    async def tick(self) -> Tick:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class ApiAnnotator(Annotator):
+    """The JSON API with a bearer token: submit the held task, then GET next."""
+
+    def __init__(self, host: str, port: int, slug: str, rnd: random.Random, *, token: str) -> None:
+        super().__init__(host, port, slug, rnd)
+        self.auth = f"host: {host}\r\nauthorization: Bearer {token}\r\n"
+
+    async def next(self, tick: Tick) -> None:
+        head = f"GET /api/v1/projects/{self.slug}/next HTTP/1.1\r\n{self.auth}\r\n".encode()
+        status, content = await self.call(tick, "next", head)
+        self.assignment = orjson.loads(content)["assignment_id"] if status == 200 else None
+        tick.no_work = status == 204
+
+    def judgment_request(self, assignment: int) -> tuple[bytes, bytes]:
+        body = b'{"choice":"A"}' if self.rnd.random() < 0.5 else b'{"choice":"B"}'
+        head = (
+            f"POST /api/v1/assignments/{assignment}/judgment HTTP/1.1\r\n{self.auth}"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        ).encode()
+        return head, body
+
+    async def start(self) -> Tick:
+        tick = Tick()
+        await self.next(tick)
+        return tick
+
+    async def tick(self) -> Tick:
+        tick = Tick()
+        if self.assignment is not None:
+            assignment = self.assignment
+            status, content = await self.call(tick, "judgment", *self.judgment_request(assignment))
+            if status == 201:
+                tick.acknowledged = (orjson.loads(content)["judgment_id"], assignment)
+        await self.next(tick)
+        return tick
+
+
+class HtmlAnnotator(Annotator):
+    """The browser's calls: log in through the form, load the annotate page, then per judgment
+    the htmx POST of the form (it answers with the next task's fragment) and the two fragments
+    its HX-Trigger reloads (progress strip, recent judgments)."""
+
+    def __init__(self, host: str, port: int, slug: str, rnd: random.Random, *, email: str) -> None:
+        super().__init__(host, port, slug, rnd)
+        self.email = email
+        self.cookie = ""
+        self.csrf = ""
+
+    def get(self, path: str, *, htmx: bool) -> bytes:
+        extra = "hx-request: true\r\n" if htmx else ""
+        return f"GET {path} HTTP/1.1\r\nhost: {self.host}\r\ncookie: {self.cookie}\r\n{extra}\r\n".encode()
+
+    def post(self, path: str, form: dict[str, str], *, htmx: bool) -> tuple[bytes, bytes]:
+        body = urlencode(form).encode()
+        extra = "hx-request: true\r\n" if htmx else ""
+        head = (
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncookie: {self.cookie}\r\n{extra}"
+            f"content-type: application/x-www-form-urlencoded\r\ncontent-length: {len(body)}\r\n\r\n"
+        ).encode()
+        return head, body
+
+    def read_task(self, content: bytes) -> bool:
+        found = ASSIGNMENT_ATTR.search(content)
+        self.assignment = int(found.group(1)) if found and found.group(1) else None
+        if (token := CSRF_INPUT.search(content)) is not None:
+            self.csrf = token.group(1).decode()
+        return found is not None
+
+    async def start(self) -> Tick:
+        tick = Tick()
+        status, page = await self.call(tick, "login_page", self.get("/login", htmx=False))
+        login_csrf = CSRF_INPUT.search(page)
+        if status != 200 or login_csrf is None:
+            return tick
+        self.cookie = "; ".join(f"{k}={v}" for k, v in self.conn.cookies().items())
+        form = {"email": self.email, "password": BENCH_PASSWORD, "csrf_token": login_csrf.group(1).decode()}
+        status, _ = await self.call(tick, "login", *self.post("/login", form | {"next": "/"}, htmx=False))
+        session = self.conn.cookies().get(SESSION_COOKIE)
+        if status != 303 or session is None:
+            return tick
+        self.cookie = f"{SESSION_COOKIE}={session}"
+        status, page = await self.call(tick, "annotate_page", self.get(f"/projects/{self.slug}/annotate", htmx=False))
+        if status == 200:
+            self.read_task(page)
+            tick.no_work = self.assignment is None
+        return tick
+
+    async def tick(self) -> Tick:
+        tick = Tick()
+        if self.assignment is None:
+            status, page = await self.call(tick, "task", self.get(f"/projects/{self.slug}/annotate", htmx=True))
+            if status == 200:
+                self.read_task(page)
+            tick.no_work = status == 200 and self.assignment is None
+            return tick
+        assignment = self.assignment
+        form = {"csrf_token": self.csrf, "time_spent_ms": str(self.rnd.randint(4000, 40000))}
+        form["choice"] = "A" if self.rnd.random() < 0.5 else "B"
+        path = f"/projects/{self.slug}/annotate/{assignment}"
+        status, page = await self.call(tick, "submit", *self.post(path, form, htmx=True))
+        if status == 200 and self.read_task(page) and b'id="form-error"' not in page:
+            tick.acknowledged = (None, assignment)
+            tick.no_work = self.assignment is None
+            for name in ("progress", "recent"):
+                await self.call(tick, name, self.get(f"/projects/{self.slug}/{name}", htmx=True))
+        elif status == 200:
+            self.assignment = None
+        return tick
+
+
+@dataclass
+class DriveResult:
+    """Calls in the measured window by name, acknowledged judgments, and the costs."""
+
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    cycles: int = 0
+    acknowledged: list[tuple[int | None, int]] = field(default_factory=list)
+    no_work: int = 0
+    lag: list[float] = field(default_factory=list)
+    server_cpu_s: float = 0.0
+    server_sys_s: float = 0.0
+    loadgen_cpu_s: float = 0.0
+    server_processes: int = 0
+
+
+OK_STATUSES = {"next": {200, 204}, "judgment": {201}, "submit": {200}, "task": {200}}
+
+
+async def drive(
+    annotators: list[Annotator], *, think: float, warmup: float, duration: float, server_pid: int
+) -> DriveResult:
+    """Closed loop (think 0: each annotator's next step starts when its last one ends) or open loop
+    (each annotator steps on its own clock, every `think` s +-25 %, whatever the server's answers
+    take: the offered rate is len(annotators) / think steps a second)."""
+    result = DriveResult()
+    window_start = window_end = float("inf")  # set once every annotator has started
+
+    async def marker() -> None:
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        cpu0, usage0 = cpu_seconds(process_tree(server_pid)), resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        pids = process_tree(server_pid)
+        cpu1, usage1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
+        result.server_cpu_s = round(sum(cpu1) - sum(cpu0), 2)
+        result.server_sys_s = round(cpu1[1] - cpu0[1], 2)
+        result.server_processes = len(pids)
+        result.loadgen_cpu_s = round((usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime), 2)
+
+    def record(tick: Tick) -> None:
+        for call in tick.calls:
+            if call.status == 0 or call.status not in OK_STATUSES.get(call.name, {200, 303}):
+                result.errors[f"{call.name}_{call.status or call.error}"] += 1
+            if window_start <= call.ended < window_end:
+                result.latency.setdefault(call.name, []).append(call.ended - call.started)
+                result.statuses[f"{call.name} {call.status}"] += 1
+        if tick.acknowledged is not None:
+            result.acknowledged.append(tick.acknowledged)
+            if window_start <= tick.calls[-1].ended < window_end:
+                result.cycles += 1
+
+    gate = asyncio.Semaphore(16)
+
+    async def start_one(annotator: Annotator) -> None:
+        async with gate:
+            record(await annotator.start())
+
+    async def run_one(annotator: Annotator) -> None:
+        try:
+            scheduled = time.perf_counter() + (annotator.rnd.uniform(0, think) if think > 0 else 0)
+            while True:
+                if think > 0:
+                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+                    now = time.perf_counter()
+                    if now >= window_end:
+                        return
+                    if now >= window_start:
+                        result.lag.append(now - scheduled)
+                    scheduled += think * annotator.rnd.uniform(0.75, 1.25)
+                elif time.perf_counter() >= window_end:
+                    return
+                tick = await annotator.tick()
+                record(tick)
+                if tick.no_work:
+                    result.no_work += 1
+                    return
+                if any(call.status == 0 or call.status >= 500 for call in tick.calls):
+                    await asyncio.sleep(0.01)
+        finally:
+            annotator.close()
+
+    # Logging in (a memory-hard hash each) and the first task come before the clock starts.
+    await asyncio.wait_for(asyncio.gather(*(start_one(annotator) for annotator in annotators)), timeout=600)
+    window_start = time.perf_counter() + warmup
+    window_end = window_start + duration
+    await asyncio.wait_for(
+        asyncio.gather(marker(), *(run_one(annotator) for annotator in annotators)),
+        timeout=warmup + duration + 120,
+    )
+    return result
+
+
+def run_drive(annotators: list[Annotator], **kwargs: Any) -> DriveResult:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(drive(annotators, **kwargs))
+    return uvloop.run(drive(annotators, **kwargs))
+
+
+def make_annotators(
+    surface: str, *, port: int, slug: str, accounts: list[dict[str, str]], seed: int = 0
+) -> list[Annotator]:
+    host = "127.0.0.1"
+    if surface == "api":
+        return [
+            ApiAnnotator(host, port, slug, random.Random(seed + n), token=entry["token"])
+            for n, entry in enumerate(accounts)
+        ]
+    return [
+        HtmlAnnotator(host, port, slug, random.Random(seed + n), email=entry["email"])
+        for n, entry in enumerate(accounts)
+    ]
+
+
+def prepare_cell(
+    database_url: str, *, slug: str, have: int, want: int, password: bool = False, lease_seconds: int | None = None
+) -> list[dict[str, str]]:
+    """Before the server starts: annotators `have+1..want` (members, with tokens), a shared
+    password for the login form, a shorter lease."""
+    from app.principal import command_line_principal
+    from app.security import hash_password
+    from app.services import accounts, projects
+    from preference_store.engine import build_engine, session_factory
+    from preference_store.models import Role
+
+    engine = build_engine(database_url, pool_size=2)
+    added: list[dict[str, str]] = []
+    try:
+        with session_factory(engine)() as session:
+            for n in range(have + 1, want + 1):
+                email = f"annotator{n:03d}@bench.example.org"
+                accounts.create_user(session, email=email, name=f"Annotator {n}", role=Role.ANNOTATOR, password=None)
+                added.append({"email": email, "token": accounts.create_api_token(session, email=email).token})
+            if added:
+                projects.add_members(
+                    session, principal=command_line_principal(), slug=slug, emails=[a["email"] for a in added]
+                )
+        with engine.begin() as connection:
+            if password:
+                connection.execute(
+                    text("UPDATE app_user SET password_hash = :h WHERE email LIKE 'annotator%@bench.example.org'"),
+                    {"h": hash_password(BENCH_PASSWORD)},
+                )
+            if lease_seconds is not None:
+                connection.execute(
+                    text("UPDATE project SET lease_seconds = :s WHERE slug = :slug"), {"s": lease_seconds, "slug": slug}
+                )
+    finally:
+        engine.dispose()
+    return added
+
+
 # ------------------------------------------------------------------ server
 @contextmanager
 def prefstack_server(
-    *, prefstack: Path, database_url: str, workers: int, log_path: Path, cwd: Path
+    *,
+    prefstack: Path,
+    database_url: str,
+    workers: int,
+    log_path: Path,
+    cwd: Path,
+    port: int | None = None,
+    secret_key: str | None = None,
+    append_log: bool = False,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """`prefstack serve` in its own session on a free port; stopped by its pid afterwards."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "PREFSTACK_DATABASE_URL": database_url,
@@ -460,9 +833,9 @@ def prefstack_server(
         "PREFSTACK_ENVIRONMENT": "development",
         # Without one, development mode writes a generated secret beside the database
         # (into the working directory for PostgreSQL).
-        "PREFSTACK_SECRET_KEY": secrets.token_urlsafe(48),
+        "PREFSTACK_SECRET_KEY": secret_key or secrets.token_urlsafe(48),
     }
-    with log_path.open("w") as server_log:
+    with log_path.open("a" if append_log else "w") as server_log:
         server = subprocess.Popen(
             [str(prefstack), "serve", "--workers", str(workers)],
             env=env,
@@ -603,7 +976,87 @@ def append(out: Path, row: dict[str, Any]) -> None:
         stream.write(json.dumps(row) + "\n")
 
 
+def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
+    """A cell driven by `drive`: the HTML surface, or either surface in open loop."""
+    meta = json.loads(target.tokens_path.read_text())
+    think = a.think if a.open_loop else 0.0
+    warmup = max(a.warmup, think) if a.open_loop else a.warmup
+    mode = "open" if a.open_loop else "closed"
+    name = f"{target.label}-{a.surface}-{mode}-c{conc}-w{workers}"
+    row: dict[str, Any] = {
+        "kind": "prefstack",
+        "run_id": run_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "git_rev": git_revision(),
+        "backend": target.backend,
+        "surface": a.surface,
+        "mode": mode,
+        "think_s": think,
+        "items": target.items,
+        "slug": target.slug,
+        "conc": conc,
+        "workers": workers,
+        "warmup_s": warmup,
+        "duration_s": a.duration,
+        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "profiled": None,
+    }
+    cell_db = name.replace("-", "_") + f"_{os.getpid()}"
+    server_log = a.workdir / f"server-{name}.log"
+    with cell_database(target, cell_db) as url:
+        accounts = meta["tokens"] + prepare_cell(
+            url, slug=target.slug, have=len(meta["tokens"]), want=conc, password=a.surface == "html"
+        )
+        with prefstack_server(
+            prefstack=a.prefstack, database_url=url, workers=workers, log_path=server_log, cwd=a.workdir
+        ) as (server, port):
+            annotators = make_annotators(a.surface, port=port, slug=target.slug, accounts=accounts[:conc])
+            result = run_drive(annotators, think=think, warmup=warmup, duration=a.duration, server_pid=server.pid)
+            row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
+        row["verify"] = verify(
+            url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=len(result.acknowledged)
+        )
+    # HTML: the POST answers with the next task, so "judgment" is the submit and "next" the two
+    # fragments its HX-Trigger reloads.
+    nexts = (
+        result.latency.get("next", [])
+        if a.surface == "api"
+        else [
+            *result.latency.get("progress", []),
+            *result.latency.get("recent", []),
+        ]
+    )
+    lag = latency_summary(result.lag)
+    row.update(
+        {
+            "cycles": result.cycles,
+            "cycles_per_s": round(result.cycles / a.duration, 1),
+            "offered_cycles_per_s": round(conc / think, 1) if think else None,
+            "calls_ms": {call: latency_summary(values) for call, values in sorted(result.latency.items())},
+            "calls_per_s": {
+                call: round(len(values) / a.duration, 1) for call, values in sorted(result.latency.items())
+            },
+            "next_ms": latency_summary(nexts),
+            "judgment_ms": latency_summary(result.latency.get("judgment" if a.surface == "api" else "submit", [])),
+            "statuses": dict(result.statuses),
+            "no_work_204": result.no_work,
+            "errors": dict(result.errors),
+            "error_count": sum(result.errors.values()),
+            "schedule_lag_ms": lag,
+            "server_cpu_s": result.server_cpu_s,
+            "server_sys_s": result.server_sys_s,
+            "server_cpu_ms_per_cycle": round(1000 * result.server_cpu_s / max(1, result.cycles), 3),
+            "server_processes": result.server_processes,
+            "loadgen_cpu_s": result.loadgen_cpu_s,
+            "server_log": str(server_log),
+        }
+    )
+    return row
+
+
 def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
+    if a.surface != "api" or a.open_loop:
+        return generic_cell(a, target, conc=conc, workers=workers, run_id=run_id)
     meta = json.loads(target.tokens_path.read_text())
     tokens = [entry["token"] for entry in meta["tokens"]]
     name = f"{target.label}-c{conc}-w{workers}"
@@ -719,7 +1172,8 @@ def reference_cell(a: argparse.Namespace, *, template: Path, variant: str, conc:
 
 def summary(row: dict[str, Any]) -> str:
     return (
-        f"{row['backend']} items={size_label(row['items'])} C={row['conc']} W={row['workers']}: "
+        f"{row['backend']} {row.get('surface', 'api')} {row.get('mode', 'closed')} "
+        f"items={size_label(row['items'])} C={row['conc']} W={row['workers']}: "
         f"{row['cycles_per_s']} cycles/s, next p50 {row['next_ms']['p50']} ms, judgment p50 "
         f"{row['judgment_ms']['p50']} ms, errors {row['error_count']}, 204s {row['no_work_204']}, "
         f"server CPU {row['server_cpu_s']} s, verify {'ok' if row['verify']['ok'] else 'FAIL'}"
@@ -737,8 +1191,10 @@ def run(a: argparse.Namespace, *, reference_variants: list[str]) -> None:
                 f"--size {size_label(target.items)}` first"
             )
         seeded = len(json.loads(target.tokens_path.read_text())["tokens"])
-        if max(a.conc) > seeded:
+        if max(a.conc) > seeded and a.surface == "api" and not a.open_loop:
             raise SystemExit(f"--conc {max(a.conc)} needs as many annotators; {target.label} has {seeded}")
+    if a.open_loop:
+        a.conc, reference_variants = [a.annotators], []  # the reference has no open-loop driver
     reference_template = seed_reference(a.shared, a.workdir) if reference_variants else None
     count = len(a.conc) * (len(reference_variants) + len(targets) * len(a.workers))
     log(f"run {run_id}: {count} cells of {a.warmup:g}+{a.duration:g} s -> {a.out}")
@@ -766,6 +1222,10 @@ def run(a: argparse.Namespace, *, reference_variants: list[str]) -> None:
 
 
 # ------------------------------------------------------------------ table
+def _spread(latency: dict[str, Any]) -> str:
+    return f"{latency['p99'] / latency['p50']:.1f}" if latency.get("p50") and latency.get("p99") else "-"
+
+
 def _triple(latency: dict[str, Any]) -> str:
     return f"{latency['p50']} / {latency['p95']} / {latency['p99']}"
 
@@ -784,11 +1244,12 @@ def table(path: Path, *, last_run: bool) -> str:
         rows = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
     out = [
         "| backend | items | C | workers | cycles/s | vs ref A | next p50 / p95 / p99 ms | "
-        "judgment p50 / p95 / p99 ms | errors | 204s | server CPU s | CPU ms/cycle | peak RSS MB | verify |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "judgment p50 / p95 / p99 ms | p99/p50 next, judgment | errors | 204s | server CPU s | CPU ms/cycle | "
+        "peak RSS MB | verify |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        reference = reference_for(rows, row)
+        reference = reference_for(rows, row) if row.get("mode", "closed") == "closed" else None
         ratio = "-"
         if reference is not None and reference["cycles_per_s"]:
             ratio = f"{row['cycles_per_s'] / reference['cycles_per_s']:.2f}"
@@ -798,9 +1259,12 @@ def table(path: Path, *, last_run: bool) -> str:
         if verified.get("judgments") is not None:
             check += f" ({verified['judgments']}={verified['acknowledged_201']})"
         name = row["backend"] + (" (py-spy)" if row.get("profiled") else "")
+        if row["kind"] == "prefstack" and (row.get("surface", "api") != "api" or row.get("mode") == "open"):
+            name += f" {row['surface']}" + (f" open {row['think_s']:g} s" if row["mode"] == "open" else "")
         out.append(
             f"| {name} | {size_label(row['items'])} | {row['conc']} | {row['workers']} | {row['cycles_per_s']} | "
-            f"{ratio} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | {row['error_count']} | "
+            f"{ratio} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | "
+            f"{_spread(row['next_ms'])}, {_spread(row['judgment_ms'])} | {row['error_count']} | "
             f"{row['no_work_204']} | {row['server_cpu_s']} | {row['server_cpu_ms_per_cycle']} | "
             f"{row['server_peak_rss_mb']} | {check} |"
         )
@@ -895,7 +1359,7 @@ def main() -> None:
 
     def cells(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--conc", type=int_list, default=[1, 8, 32], help="concurrent annotators, e.g. 1,8,32")
+        p.add_argument("--conc", type=int_list, default=[1, 8, 32, 64], help="concurrent annotators, e.g. 1,8,32,64")
         p.add_argument("--duration", type=float, default=20.0, help="measured seconds per cell")
         p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before the window")
         p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results .jsonl (appended)")
@@ -908,6 +1372,12 @@ def main() -> None:
     run_parser.add_argument("--with-reference", action="store_true", help="reference cells at each concurrency")
     run_parser.add_argument("--reference-variants", type=str_list, default=["A"], help="e.g. A,D")
     run_parser.add_argument("--prefstack", type=Path, default=Path(sys.executable).parent / "prefstack")
+    run_parser.add_argument("--surface", choices=["api", "html"], default="api", help="JSON API or the htmx pages")
+    run_parser.add_argument(
+        "--open-loop", action="store_true", help="--annotators each step every --think s (+-25 %%), not back to back"
+    )
+    run_parser.add_argument("--annotators", type=int, default=500, help="open loop: annotators (accounts added)")
+    run_parser.add_argument("--think", type=float, default=20.0, help="open loop: seconds between an annotator's steps")
     run_parser.add_argument(
         "--py-spy", choices=["gil", "active"], default=None, help="profile the server during each window"
     )
@@ -938,6 +1408,7 @@ def main() -> None:
         run(a, reference_variants=a.reference_variants if a.with_reference else [])
     elif a.command == "reference":
         a.backends, a.sizes, a.workers, a.py_spy = [], [], [1], None
+        a.surface, a.open_loop = "api", False
         run(a, reference_variants=a.variants)
     elif a.command == "table":
         print(table(a.path, last_run=a.last_run))

@@ -44,6 +44,41 @@ def pairwise_majority(payloads: Sequence[dict[str, Any]]) -> PairwiseOutcome:
     return PairwiseOutcome(None, votes, count)
 
 
+class ArbitrationMode(StrEnum):
+    """Whether a lead's arbitration verdict decides an item's label in an export."""
+
+    VERDICT_FIRST = "verdict-first"
+    """A resolved case's verdict replaces the majority (or fitted) outcome."""
+    IGNORE = "ignore"
+    """Verdicts are left out: every item is aggregated from its judgments."""
+
+
+_DECISION_FIELDS = ("choice", "preferred_position", "strength", "scores", "ranking", "all_bad")
+
+
+def arbitrated_payloads(payloads: Sequence[dict[str, Any]], verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An arbitrated item's judgments, each with the verdict's decision in place of its own.
+
+    Each judgment keeps what is its annotator's alone (labels, rewrite, rationale) and takes the
+    verdict's choice, preferred position, strength, scores and ranking. Majority, ranking
+    consensus and rubric means then all give the verdict, with agreement 1.0, while the
+    counts of votes and annotators stay those of the raw judgments.
+
+    Args:
+        payloads: the item's stored judgment payloads.
+        verdict: the resolved case's payload (by response position).
+
+    Returns:
+        New payloads; the given ones are not changed.
+
+    Example:
+        >>> arbitrated_payloads([{"choice": "tie"}], {"choice": "B", "preferred_position": 1})
+        [{'choice': 'B', 'preferred_position': 1}]
+    """
+    decision = {name: verdict[name] for name in _DECISION_FIELDS if name in verdict}
+    return [{**payload, **decision} for payload in payloads]
+
+
 STRENGTH_WEIGHTS = {"slightly": 1, "clearly": 2, "much": 3}
 """Signed strength of one preference vote: how much better the annotator said the winner was."""
 

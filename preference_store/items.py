@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+import orjson
+from sqlalchemy import Table, Text, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
+from preference_store.base import utcnow
 from preference_store.models import Item, ItemQueue, Response
 from preference_store.queue import queue_language, queue_rank
 
@@ -60,6 +64,7 @@ class ItemContent:
 
 _I = cast(Table, Item.__table__)
 _R = cast(Table, Response.__table__)
+_Q = cast(Table, ItemQueue.__table__)
 _ITEM_WITH_RESPONSES = (
     select(
         _I.c.id,
@@ -79,68 +84,192 @@ _ITEM_WITH_RESPONSES = (
 )
 
 
-def existing_content_hashes(session: Session, *, project_id: int, external_ids: Iterable[str]) -> dict[str, str]:
-    """Map each already-stored external id of the project to its content hash."""
+@dataclass(frozen=True, slots=True)
+class ExistingItem:
+    id: int
+    content_hash: str
+
+
+def project_has_items(session: Session, *, project_id: int) -> bool:
+    """Whether the project holds any item (one index probe)."""
+    return session.scalar(select(_I.c.id).where(_I.c.project_id == project_id).limit(1)) is not None
+
+
+def existing_content_hashes(
+    session: Session, *, project_id: int, external_ids: Iterable[str]
+) -> dict[str, ExistingItem]:
+    """Map each already-stored external id of the project to its item id and content hash."""
     ids = list(external_ids)
-    found: dict[str, str] = {}
+    found: dict[str, ExistingItem] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         rows = session.execute(
-            select(Item.external_id, Item.content_hash).where(
+            select(Item.external_id, Item.id, Item.content_hash).where(
                 Item.project_id == project_id, Item.external_id.in_(chunk)
             )
         )
-        found.update((external_id, content_hash) for external_id, content_hash in rows)
+        found.update((external_id, ExistingItem(item_id, content_hash)) for external_id, item_id, content_hash in rows)
     return found
 
 
-def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem], open_slots: int) -> int:
-    """Insert new items with their responses and queue rows; returns how many."""
+@dataclass(frozen=True, slots=True)
+class ItemModels:
+    """An item's id and the model name of each response, by position."""
+
+    id: int
+    models: tuple[str, ...]
+
+
+def response_models(session: Session, *, project_id: int, external_ids: Iterable[str]) -> dict[str, ItemModels]:
+    """Map each stored external id of the project to its item id and response model names (one query a chunk)."""
+    ids = list(external_ids)
+    models: dict[str, list[str]] = {}
+    item_ids: dict[str, int] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = session.execute(
+            select(_I.c.external_id, _I.c.id, _R.c.model_name)
+            .join(_R, _R.c.item_id == _I.c.id)
+            .where(_I.c.project_id == project_id, _I.c.external_id.in_(ids[start : start + _IN_CHUNK]))
+            .order_by(_I.c.id, _R.c.position)
+        )
+        for external_id, item_id, model_name in rows:
+            item_ids[external_id] = item_id
+            models.setdefault(external_id, []).append(model_name)
+    return {external_id: ItemModels(item_ids[external_id], tuple(names)) for external_id, names in models.items()}
+
+
+def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem], open_slots: int) -> list[int]:
+    """Insert new items with their responses and queue rows (COPY on PostgreSQL); returns their ids, in order."""
     if not items:
-        return 0
-    item_ids = session.scalars(
-        insert(Item).returning(Item.id, sort_by_parameter_order=True),
-        [
-            {
-                "project_id": project_id,
-                "external_id": item.external_id,
-                "messages": item.messages,
-                "metadata_": item.metadata,
-                "content_hash": item.content_hash,
-                "is_sensitive": item.is_sensitive,
-            }
-            for item in items
-        ],
-    ).all()
-    session.execute(
-        insert(Response),
-        [
-            {
-                "item_id": item_id,
-                "position": position,
-                "model_name": response.model_name,
-                "content": response.content,
-                "metadata_": response.metadata,
-            }
+        return []
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        item_ids = _copy_items(session, project_id=project_id, items=items, now=now)
+    else:
+        rows = session.scalars(
+            _INSERT_ITEM,
+            [
+                {
+                    "project_id": project_id,
+                    "external_id": item.external_id,
+                    "messages": _json_text(item.messages),
+                    "metadata": _json_text(item.metadata),
+                    "content_hash": item.content_hash,
+                    "is_sensitive": item.is_sensitive,
+                    "created_at": now,
+                    "response_chars": _response_chars(item),
+                }
+                for item in items
+            ],
+        ).all()
+        item_ids = list(rows)
+    _copy_rows(
+        session,
+        _R,
+        ("item_id", "position", "model_name", "content", "metadata"),
+        (
+            (item_id, position, response.model_name, response.content, _json_text(response.metadata))
             for item_id, item in zip(item_ids, items, strict=True)
             for position, response in enumerate(item.responses)
-        ],
+        ),
     )
-    session.execute(
-        insert(ItemQueue),
-        [
-            {
-                "item_id": item_id,
-                "project_id": project_id,
-                "open_slots": open_slots,
-                "is_reopened": False,
-                "rank": queue_rank(item_id, item.priority),
-                "language": queue_language(item.metadata.get("language")),
-            }
+    _copy_rows(
+        session,
+        _Q,
+        ("item_id", "project_id", "open_slots", "is_reopened", "rank", "language"),
+        (
+            (
+                item_id,
+                project_id,
+                open_slots,
+                False,
+                queue_rank(item_id, item.priority),
+                queue_language(item.metadata.get("language")),
+            )
             for item_id, item in zip(item_ids, items, strict=True)
-        ],
+        ),
     )
-    return len(item_ids)
+    return list(item_ids)
+
+
+def _copy_rows(session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Bulk-insert plain rows through the driver, in the session's transaction: COPY on PostgreSQL,
+    executemany on SQLite. Values must already be what the columns store (JSON as text)."""
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection
+    names = ", ".join(columns)
+    if connection.dialect.name == "postgresql":
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    driver.cursor().executemany(f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", rows)
+
+
+def _copy_items(session: Session, *, project_id: int, items: Sequence[NewItem], now: datetime) -> list[int]:
+    """PostgreSQL: take the ids from the item sequence, then COPY the rows with them (no RETURNING to parse)."""
+    item_ids = sorted(session.scalars(_NEXT_ITEM_IDS, {"n": len(items)}).all())
+    _copy_rows(
+        session,
+        _I,
+        (
+            "id",
+            "project_id",
+            "external_id",
+            "messages",
+            "metadata",
+            "content_hash",
+            "is_sensitive",
+            "created_at",
+            "response_chars",
+        ),
+        (
+            (
+                item_id,
+                project_id,
+                item.external_id,
+                _json_text(item.messages),
+                _json_text(item.metadata),
+                item.content_hash,
+                item.is_sensitive,
+                now,
+                _response_chars(item),
+            )
+            for item_id, item in zip(item_ids, items, strict=True)
+        ),
+    )
+    return item_ids
+
+
+_NEXT_ITEM_IDS = text("SELECT nextval(pg_get_serial_sequence('item', 'id')) FROM generate_series(1, :n)")
+# SQLite: JSON columns take text serialized once by orjson, not by the column type's json.dumps.
+_INSERT_ITEM = (
+    insert(_I)
+    .values(
+        project_id=bindparam("project_id"),
+        external_id=bindparam("external_id"),
+        messages=bindparam("messages", type_=Text()),
+        metadata=bindparam("metadata", type_=Text()),
+        content_hash=bindparam("content_hash"),
+        is_sensitive=bindparam("is_sensitive"),
+        created_at=bindparam("created_at", type_=_I.c.created_at.type),
+        response_chars=bindparam("response_chars"),
+    )
+    .returning(_I.c.id, sort_by_parameter_order=True)
+)
+
+
+def _response_chars(item: NewItem) -> int:
+    """What `item.response_chars` stores: the characters of all its responses (as SQL length() counts them)."""
+    return sum(len(response.content) for response in item.responses)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (integers over 64 bits) the standard library writes
+        return json.dumps(value, ensure_ascii=False)
 
 
 def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:

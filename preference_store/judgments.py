@@ -11,11 +11,23 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, Text, cast, func, insert, select, update
+from sqlalchemy import Connection, Row, Text, cast, exists, func, insert, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from preference_store.models import Assignment, Item, ItemQueue, Judgment, JudgmentRevision, Response, User
+from preference_store.models import (
+    ArbitrationCase,
+    ArbitrationState,
+    Assignment,
+    CalibrationItem,
+    GoldAnswer,
+    Item,
+    ItemQueue,
+    Judgment,
+    JudgmentRevision,
+    Response,
+    User,
+)
 from preference_store.queue import queue_language
 
 
@@ -52,6 +64,8 @@ class ItemJudgments:
     payloads: list[dict[str, Any]]
     annotator_ids: list[int]
     votes: list[Vote] = field(default_factory=list)
+    arbitration: dict[str, Any] | None = None
+    """The payload of the item's resolved arbitration verdict (by response position), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +83,17 @@ class JudgmentFilter:
     judged_until: datetime | None = None
     team_ids: tuple[int, ...] = ()
     guidelines_versions: tuple[int, ...] = ()
+    without_calibration_items: bool = False
+    """Drop items used in any calibration session (whole items: every judgment of them)."""
+    without_gold_items: bool = False
+    """Drop items that have a gold answer (whole items)."""
 
     def judgment_conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
+        if self.without_calibration_items:
+            conditions.append(~exists().where(CalibrationItem.item_id == Judgment.item_id))
+        if self.without_gold_items:
+            conditions.append(~exists().where(GoldAnswer.item_id == Judgment.item_id))
         if self.judged_from is not None:
             conditions.append(Judgment.created_at >= self.judged_from)
         if self.judged_until is not None:
@@ -137,6 +159,7 @@ def iter_judged_items(
             .where(*item_conditions)
         )
     connection = session.connection()
+    has_verdicts = _has_verdicts(connection, project_id)
     pending: dict[int, list[_JudgmentRow]] = {}
     with connection.execute(statement) as result:
         for rows in result.partitions():
@@ -145,12 +168,35 @@ def iter_judged_items(
                 if judgments is None:
                     # Rows come in item order: a new item means every pending item is complete.
                     if len(pending) >= batch_size:
-                        yield from _load_batch(connection, pending)
+                        yield from _load_batch(connection, pending, project_id if has_verdicts else None)
                         pending = {}
                     judgments = pending[row[0]] = []
                 judgments.append(row)
     if pending:
-        yield from _load_batch(connection, pending)
+        yield from _load_batch(connection, pending, project_id if has_verdicts else None)
+
+
+def _has_verdicts(connection: Connection, project_id: int) -> bool:
+    """Whether any case of the project is resolved: only then do batches look their verdicts up."""
+    found = connection.execute(
+        select(ArbitrationCase.id)
+        .where(ArbitrationCase.project_id == project_id, ArbitrationCase.state == ArbitrationState.RESOLVED)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def _resolved_verdicts(connection: Connection, project_id: int, first: int, last: int) -> dict[int, dict[str, Any]]:
+    """Resolved arbitration verdicts of the project's items with ids in [first, last]."""
+    rows = connection.execute(
+        select(ArbitrationCase.item_id, _json_text(ArbitrationCase.payload)).where(
+            ArbitrationCase.project_id == project_id,
+            ArbitrationCase.state == ArbitrationState.RESOLVED,
+            ArbitrationCase.item_id.between(first, last),
+        )
+    ).all()
+    payloads = _decode_json_texts([row[1] for row in rows])
+    return {int(row[0]): payload for row, payload in zip(rows, payloads, strict=True) if payload is not None}
 
 
 def iter_votes(
@@ -177,10 +223,16 @@ def iter_votes(
             yield from ((item_id, annotator_id, verdict) for item_id, annotator_id, verdict in rows)
 
 
-def _load_batch(connection: Connection, judgments: dict[int, list[_JudgmentRow]]) -> Iterator[ItemJudgments]:
-    """The items of a batch of judgment rows (grouped by item id, ascending), with their responses."""
+def _load_batch(
+    connection: Connection, judgments: dict[int, list[_JudgmentRow]], verdicts_of: int | None = None
+) -> Iterator[ItemJudgments]:
+    """The items of a batch of judgment rows (grouped by item id, ascending), with their responses.
+
+    With `verdicts_of` (a project id), each item also gets its resolved arbitration verdict.
+    """
     item_ids = list(judgments)
     first, last = item_ids[0], item_ids[-1]
+    verdicts = _resolved_verdicts(connection, verdicts_of, first, last) if verdicts_of is not None else {}
     if last - first < 2 * len(item_ids):
         # Ids close together (items imported in bulk): a range scan, skipping the few other items in it,
         # costs the drivers far less than binding thousands of parameters.
@@ -219,6 +271,7 @@ def _load_batch(connection: Connection, judgments: dict[int, list[_JudgmentRow]]
             payloads=list(islice(payloads, len(rows))),
             annotator_ids=[vote.annotator_id for vote in votes],
             votes=votes,
+            arbitration=verdicts.get(item_id),
         )
 
 

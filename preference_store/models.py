@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -147,6 +148,11 @@ class ProjectMember(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the member's gold accuracy fell below the project's floor; a lead clears it.
+    paused_at: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    # The floor counts only gold answers given after the last resume.
+    resumed_at: Mapped[datetime | None]
 
 
 class Item(Base):
@@ -166,6 +172,8 @@ class Item(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     is_sensitive: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    response_chars: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    """Characters of all its responses, set at import (quality reports' time per 1,000 characters)."""
 
     responses: Mapped[list[Response]] = relationship(
         back_populates="item", lazy="raise_on_sql", order_by="Response.position"
@@ -382,3 +390,225 @@ class Clarification(Base):
     answered_at: Mapped[datetime | None]
     state: Mapped[ClarificationState] = mapped_column(_str_enum(ClarificationState, "clarification_state"))
     absorbed_in_version: Mapped[int | None]
+
+
+class GoldAnswer(Base):
+    """An item's expected answer, set by a lead (or a calibration session).
+
+    `verdict` and `accepted_verdicts` are canonical verdict keys as in `Judgment.verdict`;
+    a judgment is correct when its verdict is either. `payload` is the expected judgment
+    payload by response position, kept so a page can show the answer.
+    """
+
+    __tablename__ = "gold_answer"
+    __table_args__ = (Index("ix_gold_answer_project_id_item_id", "project_id", "item_id"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    verdict: Mapped[str] = mapped_column(String(120))
+    accepted_verdicts: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    payload: Mapped[dict[str, Any]]
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="lead")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """A message for one user (leads: an annotator paused on gold), read or not.
+
+    `subject_user_id` is the user the message is about, so the reader can act on it.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_recipient_id_read_at_id", "recipient_id", "read_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+
+
+class CalibrationState(enum.StrEnum):
+    BLIND = "blind"
+    REVEALED = "revealed"
+    CLOSED = "closed"
+
+
+class CalibrationSession(Base):
+    """A calibration round: a group answers the same items blind, then a lead reveals and agrees.
+
+    `team_ids` records the teams the group was built from (for display); the participants
+    themselves are `calibration_participant` rows. The `blind_*` figures are the blind round's
+    agreement, kept at reveal; `agreed_share` (answers equal to the agreed answer) at close.
+    """
+
+    __tablename__ = "calibration_session"
+    __table_args__ = (Index("ix_calibration_session_project_id_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    state: Mapped[CalibrationState] = mapped_column(_str_enum(CalibrationState, "calibration_state"))
+    team_ids: Mapped[list[int]] = mapped_column(PortableJSON, default=list)
+    after_days: Mapped[int] = mapped_column(default=14)
+    blind_alpha: Mapped[float | None]
+    blind_alpha_low: Mapped[float | None]
+    blind_alpha_high: Mapped[float | None]
+    blind_percent_agreement: Mapped[float | None]
+    agreed_share: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revealed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class CalibrationParticipant(Base):
+    __tablename__ = "calibration_participant"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("calibration_session.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class CalibrationItem(Base):
+    """An item of a calibration session, with the answer the lead recorded after the reveal."""
+
+    __tablename__ = "calibration_item"
+    __table_args__ = (
+        UniqueConstraint("session_id", "item_id"),
+        Index("ix_calibration_item_item_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("calibration_session.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    agreed_verdict: Mapped[str | None] = mapped_column(String(120))
+    agreed_payload: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    agreed_at: Mapped[datetime | None]
+
+
+class CalibrationAnswer(Base):
+    """A participant's blind answer to a calibration item: not a judgment, never exported or reported.
+
+    The row exists (with its random `shown_order`) from the moment the item is given to the
+    participant; `verdict` and `payload` stay NULL until they answer.
+    """
+
+    __tablename__ = "calibration_answer"
+    __table_args__ = (
+        UniqueConstraint("calibration_item_id", "annotator_id"),
+        Index("ix_calibration_answer_annotator_id_session_id", "annotator_id", "session_id"),
+        Index("ix_calibration_answer_session_id", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("calibration_session.id", ondelete="CASCADE"))
+    calibration_item_id: Mapped[int] = mapped_column(ForeignKey("calibration_item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    shown_order: Mapped[list[int]] = mapped_column(PortableJSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    verdict: Mapped[str | None] = mapped_column(String(120))
+    time_spent_ms: Mapped[int | None]
+    answered_at: Mapped[datetime | None]
+
+
+class ArbitrationReason(enum.StrEnum):
+    LOW_AGREEMENT = "low_agreement"
+    AGAINST_GOLD = "against_gold"
+    MANUAL = "manual"
+
+
+class ArbitrationState(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ArbitrationCase(Base):
+    """A disputed item a lead settles: at most one case per item, the raw judgments untouched.
+
+    `agreement` and `judgments` are the modal verdict's share and the judgment count when the
+    case opened; `extended_by` the extra annotators adaptive overlap added before it did.
+    `verdict` (canonical, like `Judgment.verdict`) and `payload` (by response position) are
+    the lead's final verdict, which exports use as the item's label.
+    """
+
+    __tablename__ = "arbitration_case"
+    __table_args__ = (
+        UniqueConstraint("project_id", "item_id"),
+        Index("ix_arbitration_case_project_id_state_opened_at_id", "project_id", "state", "opened_at", "id"),
+        Index("ix_arbitration_case_item_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    reason: Mapped[ArbitrationReason] = mapped_column(_str_enum(ArbitrationReason, "arbitration_reason"))
+    state: Mapped[ArbitrationState] = mapped_column(_str_enum(ArbitrationState, "arbitration_state"))
+    agreement: Mapped[float | None] = mapped_column(Float)
+    judgments: Mapped[int] = mapped_column(default=0)
+    extended_by: Mapped[int] = mapped_column(default=0)
+    verdict: Mapped[str | None] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    resolved_at: Mapped[datetime | None]
+
+
+class ExternalVerdict(Base):
+    """A judgment made outside prefstack (a dataset's preference, a judge model, another tool's labeller).
+
+    `payload` is by response position, as the import readers produce it: `{"choice": 0 | "tie"}`,
+    `{"scores": {"0": {"aspect": 4}}}` or `{"ranking": [[0], [1, 2]]}`. `verdict` is the key human
+    judgments use (`p0`, `tie`, `0>1=2`), None for scores. Never shown to annotators.
+    """
+
+    __tablename__ = "external_verdict"
+    __table_args__ = (
+        UniqueConstraint("item_id", "source", "judge"),
+        Index("ix_external_verdict_project_id_source_judge", "project_id", "source", "judge"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(64))
+    judge: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]]
+    verdict: Mapped[str | None] = mapped_column(String(120))
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One lead or admin action: who did what to which thing, with before/after details."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_at_id", "at", "id"),
+        Index("ix_audit_event_project_id_at_id", "project_id", "at", "id"),
+        Index("ix_audit_event_actor_id_at_id", "actor_id", "at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="SET NULL"))
+    target_type: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]]
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -36,7 +36,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from preference_store.models import Assignment, AssignmentState, ItemQueue, Judgment, Response
+from preference_store.gold import next_gold_item
+from preference_store.models import Assignment, AssignmentState, GoldAnswer, ItemQueue, Judgment, Response
 
 _A = cast(Table, Assignment.__table__)
 _Q = cast(Table, ItemQueue.__table__)
@@ -162,8 +163,14 @@ _TAKE_SLOT = (
         is_reopened=case((_Q.c.open_slots == 1, False), else_=_Q.c.is_reopened),
     )
 )
+# Gold items stay out of the overlap queue: their leases take no slot, so give none back.
 _RETURN_SLOT = (
-    update(_Q).where(_Q.c.item_id == bindparam("target_item")).values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
+    update(_Q)
+    .where(
+        _Q.c.item_id == bindparam("target_item"),
+        ~exists().where(cast(Table, GoldAnswer.__table__).c.item_id == _Q.c.item_id),
+    )
+    .values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
 )
 _NEW_ASSIGNMENT = {
     "project_id": bindparam("project_id"),
@@ -266,6 +273,7 @@ def claim_next(
     languages: Sequence[str] | None = None,
     allow_new: bool = True,
     rng: random.Random | None = None,
+    gold_turn: Callable[[int], bool] | None = None,
 ) -> Lease | None:
     """Lease the caller's next item, or return the live lease they already hold.
 
@@ -273,7 +281,9 @@ def claim_next(
     when they hold no live lease). `response_count` fixes how many responses each item
     has; when None it is read from the item. `reap_expired` also returns the slots of the
     project's expired leases first. `languages`, when given, routes: only items in one of
-    them (or in no language) are served.
+    them (or in no language) are served. `gold_turn`, given how many items the caller was
+    ever served in the project, says whether this claim serves a gold item they never held
+    (one more query); gold leases take no overlap slot and keep the cursor where it is.
     """
     params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
     live = _run(session, _LIVE_LEASE, params).first()
@@ -286,14 +296,26 @@ def claim_next(
 
     if reap_expired:
         expire_stale_leases(session, project_id=project_id, now=now)
+    lock_rows = session.get_bind().dialect.name == "postgresql"
+    gold_item: int | None = None
+    if gold_turn is not None:
+        served, gold_item = next_gold_item(session, project_id=project_id, annotator_id=annotator_id)
+        if gold_item is not None and gold_turn(served):
+            gold = _lease_gold(session, params, gold_item, response_count, lease_seconds, now, rng, lock_rows=lock_rows)
+            if gold is not None:
+                return gold
     statements = _claim_statements(languages is not None)
     if languages is not None:
         params["languages"] = list(languages)
     # SQLite runs one writer at a time; PostgreSQL needs row locks.
-    lock_rows = session.get_bind().dialect.name == "postgresql"
     for _attempt in range(8):
         found, passed_from = _find_candidate(session, params, statements, lock_rows=lock_rows)
         if found is None:
+            # Nothing else left: the gold items the caller has not seen are served after all.
+            if gold_item is not None:
+                return _lease_gold(
+                    session, params, gold_item, response_count, lease_seconds, now, rng, lock_rows=lock_rows
+                )
             return None
         item_id, rank = found
         if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
@@ -328,6 +350,46 @@ def claim_next(
                 raise RuntimeError("assignment insert returned no key")
         return Lease(int(assignment_id), item_id, order, leased_until, passed_from, rank)
     return None
+
+
+def _lease_gold(
+    session: Session,
+    params: dict[str, Any],
+    item_id: int,
+    response_count: int | None,
+    lease_seconds: int,
+    now: datetime,
+    rng: random.Random | None,
+    *,
+    lock_rows: bool,
+) -> Lease | None:
+    """Lease a gold item: no slot taken, queue rank 0 so the caller's cursor does not move."""
+    count = response_count if response_count is not None else _response_count(session, item_id)
+    order = list(range(count))
+    (rng or _RNG).shuffle(order)
+    leased_until = now + timedelta(seconds=lease_seconds)
+    values = {
+        "project_id": params["project_id"],
+        "annotator_id": params["annotator_id"],
+        "item_id": item_id,
+        "queue_rank": 0,
+        "shown_order": order,
+        "leased_until": leased_until,
+        "now": now,
+    }
+    if lock_rows:
+        assignment_id = _run(session, _INSERT_ASSIGNMENT_UNLESS_LEASED, values).scalar()
+        if assignment_id is None:
+            raced = _run(session, _LIVE_LEASE, params).first()
+            if raced is None:
+                return None
+            return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
+    else:
+        result = _run(session, _INSERT_ASSIGNMENT, values)
+        assignment_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        if assignment_id is None:
+            raise RuntimeError("assignment insert returned no key")
+    return Lease(int(assignment_id), item_id, order, leased_until, None, 0)
 
 
 def _run(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
@@ -395,6 +457,12 @@ def open_items_between(session: Session, *, project_id: int, from_rank: int, to_
 def mark_reopened(session: Session, *, item_id: int) -> None:
     """Flag an item reopened if it still has open slots, so cursors past it still see it."""
     _run(session, _MARK_REOPENED, {"target_item": item_id})
+
+
+def add_slots(session: Session, *, item_id: int, count: int) -> bool:
+    """Let `count` more annotators judge an item (adaptive overlap); flagged reopened, as cursors passed it."""
+    statement = update(_Q).where(_Q.c.item_id == item_id).values(open_slots=_Q.c.open_slots + count, is_reopened=True)
+    return bool(_run(session, statement, {}).rowcount == 1)
 
 
 def set_priority(session: Session, *, project_id: int, item_ids: Sequence[int], priority: int) -> int:

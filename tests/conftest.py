@@ -17,7 +17,7 @@ from app import database
 from app.principal import Principal, command_line_principal
 from app.services import accounts
 from app.services.export_jobs import ExportJobRunner, at_once
-from app.settings import ExportSettings, Settings
+from app.settings import ExportSettings, Settings, UploadSettings
 from preference_store.engine import build_engine
 from preference_store.models import Role
 from tests.databases import backend, fresh_database
@@ -72,6 +72,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key-for-the-suite-0123456789",
         exports=ExportSettings(directory=tmp_path / "exports"),
+        uploads=UploadSettings(directory=tmp_path / "uploads"),
     )
 
 

@@ -18,6 +18,15 @@
     ];
   }
 
+  var palette = ["#2457d6", "#d9480f", "#2b8a3e", "#9c36b5", "#e67700", "#0b7285", "#c2255c", "#5c940d"];
+
+  // A chart with one line per project: the island holds {labels: [...], data: [x, ...series]}.
+  function multiSeries(box, entry) {
+    return [{ label: box.dataset.x }].concat(entry.labels.map(function (label, index) {
+      return { label: label, stroke: palette[index % palette.length], width: 2, points: { show: true } };
+    }));
+  }
+
   function bars() {
     return window.uPlot.paths && window.uPlot.paths.bars ? window.uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
   }
@@ -29,13 +38,15 @@
     if (!island || !window.uPlot) { return; }
     var data = JSON.parse(island.textContent);
     document.querySelectorAll("[data-chart]").forEach(function (box) {
-      var series = data[box.dataset.chart];
+      var entry = data[box.dataset.chart];
+      var multi = entry && !Array.isArray(entry);
+      var series = multi ? entry.data : entry;
       box.textContent = "";
-      if (!series || series[0].length === 0) { return; }
+      if (!series || series[0].length === 0 || (multi && entry.labels.length === 0)) { return; }
       var options = {
         width: Math.max(box.clientWidth, 280),
         height: 220,
-        series: seriesOf(box),
+        series: multi ? multiSeries(box, entry) : seriesOf(box),
         scales: { x: { time: true } },
         axes: [{}, {}],
       };

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from app.api.v1 import ERRORS
 from app.deps import ApiCall
 from app.errors import InvalidInput
-from app.services import quality_reports
+from app.services import knowledge_gaps, quality_reports, quality_summary, quality_trends
 from app.services.quality_reports import ReportQuery, Table
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["quality"])
@@ -177,3 +177,89 @@ def benchmark(
     if file_format is None:
         return view
     return table_download(quality_reports.benchmark_table(view), file_format, slug=slug)
+
+
+@router.get("/projects/{slug}/quality", response_model=quality_summary.QualitySummary)
+def summary(slug: str, call: ApiCall, query: Filters) -> Any:
+    """Leads: the headline figures: volume, agreement with CIs, team scorecards, flagged annotators."""
+    return quality_summary.quality_summary(call.session, principal=call.principal, slug=slug, query=query)
+
+
+def gap_query(
+    judged_from: str = "",
+    judged_until: str = "",
+    teams: str = "",
+    language: str = "",
+    market: str = "",
+    category: str = "",
+    columns: Annotated[str, Query(description="Matrix columns: category or label (policy label).")] = "",
+    min_judgments: Annotated[str, Query(description="Counted judgments a cell needs to be ranked.")] = "",
+    rank_by: Annotated[str, Query(description="Rank cells by agreement or gold (accuracy).")] = "",
+) -> knowledge_gaps.GapQuery:
+    """The gap matrix's parameters from the query string."""
+    return knowledge_gaps.gap_query(
+        judged_from=judged_from,
+        judged_until=judged_until,
+        teams=teams,
+        language=language,
+        market=market,
+        category=category,
+        columns=columns,
+        min_judgments=min_judgments,
+        rank_by=rank_by,
+    )
+
+
+@router.get("/projects/{slug}/quality/gaps", response_model=knowledge_gaps.GapMatrix)
+def gaps(
+    slug: str, call: ApiCall, query: Annotated[knowledge_gaps.GapQuery, Depends(gap_query)], format: str = ""
+) -> Any:
+    """Leads: agreement and gold accuracy by team x category (or policy label) x market, worst cells first."""
+    file_format = _format(format)
+    view = knowledge_gaps.knowledge_gaps(call.session, principal=call.principal, slug=slug, query=query)
+    if file_format is None:
+        return view
+    return table_download(knowledge_gaps.gaps_table(view), file_format, slug=slug)
+
+
+@router.get("/projects/{slug}/quality/gaps.{file_format}", include_in_schema=False)
+def gaps_file(
+    slug: str, file_format: str, call: ApiCall, query: Annotated[knowledge_gaps.GapQuery, Depends(gap_query)]
+) -> Any:
+    """The gap table as `.csv`, `.parquet` or `.xlsx`."""
+    checked = _format(file_format) or "csv"
+    view = knowledge_gaps.knowledge_gaps(call.session, principal=call.principal, slug=slug, query=query)
+    return table_download(knowledge_gaps.gaps_table(view), checked, slug=slug)
+
+
+def trend_query(
+    judged_from: str = "",
+    judged_until: str = "",
+    projects: Annotated[str, Query(description="Project slugs, comma-separated; empty means all.")] = "",
+    period: Annotated[str, Query(description="week or day.")] = "",
+    language: str = "",
+    market: str = "",
+    category: str = "",
+    resamples: Annotated[int | None, Query(description="Bootstrap resamples for the CIs (100-5000).")] = None,
+) -> quality_trends.TrendQuery:
+    """The trends' parameters from the query string."""
+    return quality_trends.trend_query(
+        judged_from=judged_from,
+        judged_until=judged_until,
+        projects=projects,
+        period=period,
+        language=language,
+        market=market,
+        category=category,
+        resamples=resamples,
+    )
+
+
+@router.get("/quality/trends", response_model=quality_trends.Trends)
+def trends(call: ApiCall, query: Annotated[quality_trends.TrendQuery, Depends(trend_query)], format: str = "") -> Any:
+    """Leads: per project and week (or day): judgments, annotators, agreement with CI, gold accuracy, speed."""
+    file_format = _format(format)
+    view = quality_trends.quality_trends(call.session, principal=call.principal, query=query)
+    if file_format is None:
+        return view
+    return table_download(quality_trends.trends_table(view), file_format, slug="all")

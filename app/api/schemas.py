@@ -50,6 +50,12 @@ class ImportOut(BaseModel):
     unchanged: int
 
 
+class VerdictsOut(BaseModel):
+    stored: int
+    """External verdicts written (one an item already had from the same source and judge is replaced)."""
+    items: int
+
+
 class ProjectOptionsIn(BaseModel):
     """Options to change; those left out keep their values (see ProjectOptions)."""
 

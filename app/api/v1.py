@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from app.api.schemas import (
     ProjectOut,
     SkipIn,
     TaskOut,
+    VerdictsOut,
 )
 from app.deps import ApiCall, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError
@@ -38,7 +40,7 @@ from app.services.annotation import Task
 from app.services.export_labels import Aggregation
 from app.services.projects import cached_options
 from app.services.verdicts import VerdictInput
-from export.aggregate import Abstain
+from export.aggregate import Abstain, ArbitrationMode
 from export.formats import RowFormat
 from export.pairs import RankingPairs
 from export.writers import jsonl_lines
@@ -159,12 +161,7 @@ async def import_items(
             f"unknown format '{fmt}': use auto or one of {', '.join(import_formats.SHAPES)}",
             field="format",
         )
-    limit = context.settings.annotation.max_upload_mb * 1024 * 1024
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLarge(limit)
+    body = await _bounded_body(request, context.settings.annotation.max_upload_mb * 1024 * 1024)
     try:
         values = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -179,6 +176,49 @@ async def import_items(
 
     result = await run_in_threadpool(run)
     return ImportOut(created=result.created, unchanged=result.unchanged)
+
+
+@router.post(
+    "/projects/{slug}/verdicts",
+    tags=["items"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def import_verdicts(slug: str, request: Request, context: Context, principal: CurrentPrincipal) -> VerdictsOut:
+    """Store external verdicts for existing items (a JSON array or JSON lines); one bad row and nothing is written."""
+    body = await _bounded_body(request, context.settings.annotation.max_upload_mb * 1024 * 1024)
+    rows: Iterable[tuple[int, Any]]
+    if body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"[":
+        try:
+            values = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise InvalidInput("invalid_json", f"The body is not valid JSON: {error}") from error
+        rows = enumerate(values, start=1)
+    else:
+        rows = importing.parse_jsonl(io.BytesIO(body))
+
+    def run() -> importing.VerdictImportResult:
+        with context.sessions() as session:
+            return importing.import_verdicts(session, principal=principal, slug=slug, rows=rows, default_source="api")
+
+    result = await run_in_threadpool(run)
+    return VerdictsOut(stored=result.stored, items=result.items)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(limit)
+    return bytes(body)
 
 
 class PayloadTooLarge(PrefstackError):
@@ -332,6 +372,9 @@ def export_dataset(
     ties: Abstain = Abstain.KEEP,
     both_bad: Abstain = Abstain.KEEP,
     aggregation: Aggregation = Aggregation.MAJORITY,
+    arbitration: ArbitrationMode = ArbitrationMode.VERDICT_FIRST,
+    include_calibration: bool = False,
+    include_gold: bool = False,
     ranking_pairs: RankingPairs = RankingPairs.ALL_PAIRS,
     rewrites: bool = True,
     margin: bool = True,
@@ -363,6 +406,9 @@ def export_dataset(
         ties=ties,
         both_bad=both_bad,
         aggregation=aggregation,
+        arbitration=arbitration,
+        include_calibration=include_calibration,
+        include_gold=include_gold,
         ranking_pairs=ranking_pairs,
         rewrites=rewrites,
         margin=margin,

@@ -69,7 +69,8 @@ def convert(number: int, record: Any) -> SourceRow | RowError:
     """One HH-RLHF row as a pairwise item with the dataset's preference as a verdict.
 
     The chosen reply is response 0; nothing in the item says so (annotators must not see it):
-    the preference travels only in the verdict.
+    the preference travels only in the verdict. A reply that is empty (the transcript ends at
+    'Assistant:', a few rows of the harmless set) becomes content "" marked `empty_reply`.
     """
     if not isinstance(record, dict):
         return row_error(number, record, ("expected an object with 'chosen' and 'rejected'", "record"))
@@ -86,25 +87,24 @@ def convert(number: int, record: Any) -> SourceRow | RowError:
     messages = transcript_messages(split.prefix)
     if isinstance(messages, str):
         return row_error(number, record, (messages, "chosen"))
-    empty = [
-        ("the final reply is empty (the transcript ends at 'Assistant:')", key)
-        for key, reply in (("chosen", split.chosen), ("rejected", split.rejected))
-        if not reply.strip()
-    ]
-    if empty:
-        return row_error(number, record, *empty)
+    if not split.chosen.strip() and not split.rejected.strip():
+        return row_error(number, record, ("both final replies are empty", "chosen"))
     external_id = record.get("external_id") or content_id(SOURCE, [record["chosen"], record["rejected"]])
     item = {
         "external_id": external_id,
         "messages": messages,
-        "responses": [
-            {"content": _reply_text(split.chosen)},
-            {"content": _reply_text(split.rejected)},
-        ],
+        "responses": [_response(split.chosen), _response(split.rejected)],
         "metadata": {"source": SOURCE},
     }
     verdict = ExternalVerdict(source=SOURCE, judge=SOURCE, kind="choice", payload={"choice": 0})
-    return SourceRow(number, item, (verdict,), record=record)
+    return SourceRow(number, item, (verdict,), record=record, empty_replies=True)
+
+
+def _response(reply: str) -> dict[str, Any]:
+    """A reply as a response; a transcript that ends at 'Assistant:' is an empty reply (silence was preferred)."""
+    if not reply.strip():
+        return {"content": "", "metadata": {"empty_reply": True}}
+    return {"content": _reply_text(reply)}
 
 
 def _reply_text(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Reading JSON records from bytes: one a line (streamed) or one JSON array (read whole)."""
+"""Reading JSON records from bytes: one a line, or the items of one JSON array; both streamed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
+import ijson
 import orjson
 
 from app.errors import InvalidInput, Problem
@@ -16,6 +17,7 @@ MAX_RECORD_BYTES = 64 * 1024 * 1024
 """A line (record) longer than this is refused without being held in memory."""
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1024 * 1024
+_UNREAD = object()
 
 
 def open_bytes(path: Path) -> IO[bytes]:
@@ -37,6 +39,13 @@ def json_lines(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
         if raw is None:
             problem = Problem(f"line longer than {MAX_RECORD_BYTES // (1024 * 1024)} MB", row=number)
             yield number, RowError(number, (problem,), record=None)
+            continue
+        try:  # the fast path: orjson reads (and checks) UTF-8 bytes itself
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = _UNREAD  # blank, not UTF-8 or not JSON: decoded below for the right message
+        if value is not _UNREAD:
+            yield number, value
             continue
         try:
             text = raw.decode("utf-8")
@@ -66,20 +75,35 @@ def _capped_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         yield number, None
 
 
-def json_document(stream: IO[bytes], *, what: str) -> list[Any]:
-    """A whole JSON array (Label Studio exports, API bodies); its rows are numbered by position."""
-    data = stream.read()
+def json_document(stream: IO[bytes], *, what: str) -> Iterator[Any]:
+    """The records of a JSON array (Label Studio exports), streamed one at a time, or one JSON object.
+
+    A syntax error is only found when the parser reaches it, so it is raised while iterating.
+    """
+    head = stream.read(4096)
+    stream.seek(0)
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first != b"[":
+        value = _whole(stream, what)
+        if not isinstance(value, dict):
+            raise InvalidInput("invalid_import_file", f"{what} must be a JSON array of records")
+        yield value
+        return
+    if head.startswith(b"\xef\xbb\xbf"):
+        stream.read(3)
     try:
-        value = orjson.loads(data)
+        yield from ijson.items(stream, "item", use_float=True)
+    except ijson.JSONError as error:
+        raise InvalidInput("invalid_import_file", f"{what} is not valid JSON: {error}") from error
+
+
+def _whole(stream: IO[bytes], what: str) -> Any:
+    try:
+        return orjson.loads(stream.read())
     except orjson.JSONDecodeError as error:
         raise InvalidInput(
             "invalid_import_file", f"{what} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         ) from error
-    if isinstance(value, dict):
-        return [value]
-    if not isinstance(value, list):
-        raise InvalidInput("invalid_import_file", f"{what} must be a JSON array of records")
-    return value
 
 
 def starts_with_array(stream: IO[bytes]) -> bool:

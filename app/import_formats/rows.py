@@ -38,6 +38,9 @@ class SourceRow:
     verdicts: tuple[ExternalVerdict, ...] = ()
     record: Any = field(default=None, compare=False, repr=False)
     """The record as the source had it, written to the rejects file if the item is refused."""
+    empty_replies: bool = False
+    """The source may hold empty replies (HH-RLHF): a response with content "" and metadata
+    `{"empty_reply": true}` is then accepted; everywhere else an empty response is refused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,8 +114,7 @@ def _records(path: Path, container: str) -> Iterator[tuple[int, Any]]:
             yield from lines.json_lines(stream)
     elif container == "json":
         with lines.open_bytes(path) as stream:
-            values = lines.json_document(stream, what=path.name)
-        yield from enumerate(values, start=1)
+            yield from enumerate(lines.json_document(stream, what=path.name), start=1)
     elif container == "parquet":
         yield from enumerate(tabular.parquet_records(path), start=1)
     else:

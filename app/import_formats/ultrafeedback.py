@@ -3,7 +3,9 @@
 `{"instruction": "...", "completions": [{"model": "...", "response": "...", "annotations":
 {"helpfulness": {"Rating": "4", "Rationale": "..."}, ...}, "overall_score": 7.5}, ...]}`.
 The completions become the responses; the ratings (and `overall_score` / `fine-grained_score`)
-become one scores verdict whose judge is the row's `annotator` (UltraFeedback's was GPT-4).
+become one scores verdict whose judge is the row's `annotator` (UltraFeedback's was GPT-4), and
+when every completion has an overall score, the preference it implies (a choice for two
+completions, a ranking for more) becomes a second verdict by `<annotator>/overall`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from app.import_formats.rows import ExternalVerdict, RowError, SourceRow, conten
 NAME = "ultrafeedback"
 SOURCE = "ultrafeedback"
 DEFAULT_JUDGE = "gpt-4"
+OVERALL_JUDGE_SUFFIX = "/overall"
+"""The overall choice (or ranking) is stored under `<judge>/overall`: one verdict per item, source and judge."""
 _OVERALL_KEYS = ("overall_score", "fine-grained_score")
 _NOT_RATED = frozenset({"N/A", "n/a", ""})
 _ROW_METADATA_KEYS = ("source",)
@@ -63,10 +67,34 @@ def convert(number: int, record: Any) -> SourceRow | RowError:
     if metadata:
         item["metadata"] = metadata
     judge = record.get("annotator") if is_text(record.get("annotator")) else DEFAULT_JUDGE
-    verdicts = (
-        (ExternalVerdict(source=SOURCE, judge=str(judge), kind="scores", payload={"scores": scores}),) if scores else ()
-    )
+    verdicts: tuple[ExternalVerdict, ...] = ()
+    if scores:
+        verdicts = (ExternalVerdict(source=SOURCE, judge=str(judge), kind="scores", payload={"scores": scores}),)
+        overall = _overall_verdict(scores, len(responses), f"{judge}{OVERALL_JUDGE_SUFFIX}")
+        if overall is not None:
+            verdicts += (overall,)
     return SourceRow(number, item, verdicts, record=record)
+
+
+def _overall_verdict(scores: dict[str, dict[str, float | None]], responses: int, judge: str) -> ExternalVerdict | None:
+    """The preference overall scores imply: a choice for two responses, a ranking for more; None if one is missing."""
+    for key in _OVERALL_KEYS:
+        overall = [
+            score for position in range(responses) if (score := scores.get(str(position), {}).get(key)) is not None
+        ]
+        if responses < 2 or len(overall) != responses:
+            continue
+        if responses == 2:
+            first, second = overall
+            choice: int | str = "tie" if first == second else (0 if first > second else 1)
+            return ExternalVerdict(SOURCE, judge, "choice", {"choice": choice})
+        groups: dict[float, list[int]] = {}
+        for position, score in enumerate(overall):
+            groups.setdefault(score, []).append(position)
+        return ExternalVerdict(
+            SOURCE, judge, "ranking", {"ranking": [groups[score] for score in sorted(groups, reverse=True)]}
+        )
+    return None
 
 
 def _ratings(completion: dict[str, Any], where: str, problems: list[tuple[str, str | None]]) -> dict[str, float | None]:

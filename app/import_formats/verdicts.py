@@ -7,17 +7,27 @@ from typing import Any, TypeGuard
 from app.errors import Problem
 from app.import_formats.rows import ExternalVerdict, is_text
 
+MAX_SOURCE_CHARS = 64
+MAX_JUDGE_CHARS = 200
 
-def verdict_problems(verdict: ExternalVerdict, *, responses: int, row: int, index: int) -> list[Problem]:
-    """What is wrong with a verdict given how many responses its item has (an empty list when nothing is)."""
-    where = f"verdicts[{index}]"
+
+def verdict_problems(verdict: ExternalVerdict, *, responses: int, row: int, index: int | None = None) -> list[Problem]:
+    """What is wrong with a verdict given how many responses its item has (an empty list when nothing is).
+
+    Fields are named `verdicts[<index>].<field>`, or just `<field>` without an index (one verdict a line).
+    """
+    where = "" if index is None else f"verdicts[{index}]."
     problems = []
 
     def problem(field: str, message: str) -> None:
-        problems.append(Problem(message, field=f"{where}.{field}", row=row))
+        problems.append(Problem(message, field=f"{where}{field}", row=row))
 
     if not is_text(verdict.source) or not is_text(verdict.judge):
         problem("judge", "a verdict needs a source and a judge")
+    elif len(verdict.source) > MAX_SOURCE_CHARS:
+        problem("source", f"longer than {MAX_SOURCE_CHARS} characters")
+    elif len(verdict.judge) > MAX_JUDGE_CHARS:
+        problem("judge", f"longer than {MAX_JUDGE_CHARS} characters")
     payload = verdict.payload
     if verdict.kind == "choice":
         choice = payload.get("choice")
@@ -56,3 +66,14 @@ def _is_groups(value: Any) -> TypeGuard[list[list[int]]]:
         isinstance(group, list) and group and all(isinstance(p, int) and not isinstance(p, bool) for p in group)
         for group in value
     )
+
+
+def verdict_key(kind: str, payload: dict[str, Any]) -> str | None:
+    """The comparable key of a checked verdict, as human judgments store it: `p<position>` or `tie` for a
+    choice, `0>1=2` for a ranking (best group first); None for scores."""
+    if kind == "choice":
+        choice = payload.get("choice")
+        return "tie" if choice == "tie" else f"p{choice}"
+    if kind == "ranking":
+        return ">".join("=".join(str(position) for position in sorted(group)) for group in payload["ranking"])
+    return None

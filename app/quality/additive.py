@@ -62,3 +62,37 @@ def pack_slots(codes: IntArray) -> IntArray:
     packed = np.full((codes.shape[0], width), -1, dtype=np.intp)
     packed[rows, slots] = codes[rows, columns]
     return packed
+
+
+def count_patterns(counts: IntArray) -> tuple[IntArray, IntArray]:
+    """The distinct rows of an items x categories count table and how many items share each.
+
+    Statistics written as per-item terms of the counts (alpha, percent agreement, Fleiss'
+    kappa) take the same terms for items with the same counts: a large table of a few
+    categories and a handful of ratings per item has only a few dozen distinct rows.
+    """
+    table = np.asarray(counts, dtype=np.int64)
+    if table.ndim != 2:
+        raise ValueError("counts must be an items x categories table")
+    if table.shape[0] == 0:
+        return table.copy(), np.zeros(0, dtype=np.int64)
+    base = int(table.max()) + 1
+    if table.shape[1] * np.log2(max(base, 2)) < 62:
+        keys = table @ (base ** np.arange(table.shape[1], dtype=np.int64))
+        _, first, multiplicity = np.unique(keys, return_index=True, return_counts=True)
+        return table[first], multiplicity.astype(np.int64)
+    patterns, multiplicity = np.unique(table, axis=0, return_counts=True)
+    return patterns, multiplicity.astype(np.int64)
+
+
+def counts_to_ratings(patterns: IntArray) -> FloatArray:
+    """An items x (most ratings) matrix holding, per row, category c `patterns[row, c]` times (NaN after)."""
+    table = np.asarray(patterns, dtype=np.int64)
+    per_row = table.sum(axis=1)
+    width = max(int(per_row.max(initial=0)), 1)
+    matrix = np.full((table.shape[0], width), np.nan)
+    rows = np.repeat(np.arange(table.shape[0]), per_row)
+    values = np.repeat(np.tile(np.arange(table.shape[1]), table.shape[0]), table.reshape(-1))
+    starts = np.concatenate(([0], np.cumsum(per_row)[:-1]))
+    matrix[rows, np.arange(rows.size) - starts[rows]] = values
+    return matrix

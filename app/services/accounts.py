@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotAuthenticated, TooManyRequests
-from app.principal import AuthMethod, Principal
+from app.principal import AuthMethod, Principal, command_line_principal
 from app.security import digest, hash_password, new_api_token, new_session_token, verify_password
+from app.services import audit
 from preference_store import users as user_store
 from preference_store.base import utcnow
 from preference_store.engine import begin_write
@@ -52,8 +53,9 @@ def create_user(
     password: str | None,
     team: str | None = None,
     languages: list[str] | None = None,
+    principal: Principal | None = None,
 ) -> UserRow:
-    """Create a user (and their team if it is new)."""
+    """Create a user (and their team if it is new); `principal` is who does it (default: the command line)."""
     email = email.strip().lower()
     if not _EMAIL.match(email):
         raise InvalidInput("invalid_email", f"'{email}' is not an email address.", field="email")
@@ -83,6 +85,14 @@ def create_user(
             team_id=team_id,
             languages=codes,
         )
+        audit.record(
+            session,
+            principal=principal or command_line_principal(),
+            action="user.create",
+            target_type="user",
+            target_id=user.id,
+            details={"email": email, "role": role.value, "team": team.strip() if team else None},
+        )
         session.commit()
     except IntegrityError as error:
         session.rollback()
@@ -103,13 +113,23 @@ def set_password(session: Session, *, email: str, password: str) -> None:
     session.commit()
 
 
-def create_api_token(session: Session, *, email: str, name: str = "cli") -> IssuedToken:
-    """Issue an API token for a user; only its hash is kept."""
+def create_api_token(
+    session: Session, *, email: str, name: str = "cli", principal: Principal | None = None
+) -> IssuedToken:
+    """Issue an API token for a user; only its hash is kept. `principal` as in `create_user`."""
     begin_write(session)
     user = _existing_user(session, email)
     token = new_api_token()
     token_id = user_store.create_api_token(
         session, user_id=user.id, name=name, token_hash=digest(token), token_prefix=token[:12], now=utcnow()
+    )
+    audit.record(
+        session,
+        principal=principal or command_line_principal(),
+        action="token.create",
+        target_type="api_token",
+        target_id=token_id,
+        details={"user": user.email, "name": name, "prefix": token[:12]},
     )
     session.commit()
     return IssuedToken(token=token, token_id=token_id, user_email=user.email)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
+from app.services import arbitration, gold, qualification
 from app.services.projects import (
     PAIRWISE_RESPONSES,
     ProjectAccessCache,
@@ -70,6 +71,8 @@ class StoredJudgment:
     judgment_id: int
     assignment_id: int
     created: bool
+    gold_feedback: bool = False
+    """The item was gold in a training or qualification project: show the expected answer next."""
 
 
 class DailyCapReached(Conflict):
@@ -118,6 +121,12 @@ def next_task(
     if project.is_archived:
         raise Conflict("project_archived", f"Project '{slug}' is archived.")
     options = cached_options(project)
+    qualification.check_may_annotate(session, principal=principal, project=project, options=options)
+    rate = gold.gold_rate(project)
+
+    def gold_turn(served: int) -> bool:
+        return gold.gold_turn(project=project, annotator_id=principal.id, served=served, rate=rate)
+
     under_cap = options.daily_cap is None or (
         judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=start_of_day(now))
         < options.daily_cap
@@ -141,6 +150,7 @@ def next_task(
             reap_expired=False,
             languages=principal.user.languages if options.route_by_language else None,
             allow_new=under_cap,
+            gold_turn=gold_turn if rate > 0 else None,
         )
         return lease, item_store.load_item_content(session, item_id=lease.item_id) if lease else None
 
@@ -304,8 +314,13 @@ def submit_judgment(
         guidelines_version=project.guidelines_version,
         now=now,
     )
+    was_gold = gold.after_gold_judgment(
+        session, project=project, annotator_id=principal.id, item_id=assignment.item_id, now=now
+    )
+    arbitration.after_judgment(session, project=project, item_id=assignment.item_id, now=now)
     session.commit()
-    return StoredJudgment(judgment_id, assignment.id, created=True)
+    feedback = was_gold and cached_options(project).purpose != "production"
+    return StoredJudgment(judgment_id, assignment.id, created=True, gold_feedback=feedback)
 
 
 def submit_pairwise(

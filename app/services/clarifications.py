@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
+from app.services import audit
 from app.services.projects import ProjectAccessCache, get_project
 from preference_store import clarifications as store
 from preference_store import projects as project_store
@@ -189,11 +190,20 @@ def answer(session: Session, *, principal: Principal, slug: str, clarification_i
         raise InvalidInput("answer_too_long", f"An answer is limited to {MAX_ANSWER_CHARS} characters.", field="answer")
     begin_write(session)
     project = get_project(session, principal=principal, slug=slug)
-    _own_row(session, project=project, clarification_id=clarification_id)
+    before = _own_row(session, project=project, clarification_id=clarification_id)
     store.set_answer(
         session, clarification_id=clarification_id, answer=reply, answered_by_id=principal.user_id, at=utcnow()
     )
     row = store.get_clarification(session, clarification_id=clarification_id)
+    audit.record(
+        session,
+        principal=principal,
+        action="clarification.answer",
+        project_id=project.id,
+        target_type="clarification",
+        target_id=clarification_id,
+        details={"before": before.answer, "answer": reply},
+    )
     session.commit()
     assert row is not None
     return _view(project, row)

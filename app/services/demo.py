@@ -13,6 +13,7 @@ from app.principal import Principal, command_line_principal
 from app.security import hash_password, verify_password
 from app.services import accounts, importing, projects
 from app.services.demo_history import seed_history
+from app.services.demo_quality import ArchiveQuality, seed_archive_quality
 from app.services.project_options import parse_options
 from preference_store import projects as project_store
 from preference_store import users as user_store
@@ -227,6 +228,8 @@ class DemoSummary:
     """The judged batch leads explore in the quality pages and exports (no tasks left)."""
     archive_judgments: int
     """Judgments this run stored in the archive (0 when it was seeded before)."""
+    archive_quality: ArchiveQuality | None = None
+    """Gold, judge verdicts, arbitration cases and calibration this run added to the archive."""
 
     @property
     def items_created(self) -> int:
@@ -284,8 +287,9 @@ ARCHIVE = _Spec(
     guidelines=DEMO_GUIDELINES,
     options={"strength": True, "taxonomy": _TAXONOMY, "sensitive_categories": SENSITIVE_CATEGORIES},
     items=DEMO_DATA / "demo_items.jsonl",
+    overlap=8,
 )
-"""Last month's batch, already judged by four vendor annotators (`demo_history`)."""
+"""Last month's batch, already judged by twelve vendor annotators (`demo_history`), each item by eight."""
 
 DEMO_PEOPLE = (
     DemoLogin("lead@demo.prefstack", "demo-lead-pass", Role.LEAD.value, "Dara Lead"),
@@ -309,9 +313,13 @@ def seed_demo(session: Session) -> DemoSummary:
     leads = [person.email for person in DEMO_PEOPLE if person.role != Role.ANNOTATOR.value]
     archive = _seed_project(session, operator=operator, spec=ARCHIVE, members=leads)
     judged = 0
+    extras = None
     if archive.items_created:
-        judged = seed_history(session, operator=operator, slug=ARCHIVE.slug, items=archive.items_created)
-    return DemoSummary(seeded, list(DEMO_PEOPLE), archive, judged)
+        judged = seed_history(
+            session, operator=operator, slug=ARCHIVE.slug, items=archive.items_created, overlap=ARCHIVE.overlap
+        )
+        extras = seed_archive_quality(session, operator=operator, slug=ARCHIVE.slug, items_file=ARCHIVE.items)
+    return DemoSummary(seeded, list(DEMO_PEOPLE), archive, judged, extras)
 
 
 def _ensure_people(session: Session) -> None:

@@ -1,9 +1,9 @@
-"""A judged batch for the demo: four vendor annotators' past work, so leads' reports and exports have data.
+"""A judged batch for the demo: twelve vendor annotators' past work, so leads' reports and exports have data.
 
-Each rater judges in turn, so items mix raters from both teams; the judgments are dated over
-the three weeks before the seeding. The raters differ on purpose, as real vendor teams do: a
-careful one, a solid one, one who picks the left response far too often and one who clicks
-through in two seconds. The quality pages flag the last two.
+Each rater judges in turn, so items mix raters from the three teams; the judgments are dated
+over the three weeks before the seeding. The raters differ on purpose, as real vendor teams
+do: most are careful, but one picks the left response far too often, one answers at random
+and one clicks through in two seconds. The quality pages flag exactly those three.
 """
 
 from __future__ import annotations
@@ -40,23 +40,35 @@ class HistoryRater:
     """Chance of picking the left response whatever it says (position bias)."""
     seconds: tuple[float, float]
     """Active time per judgment, drawn uniformly from this range."""
+    random: bool = False
+    """Answers at random among A, B, tie and both bad, whatever the responses say."""
 
 
 HISTORY_RATERS = (
     HistoryRater("nok.history@demo.prefstack", "Nok (Bangkok)", "SEA Vendor Bangkok", 0.93, 0.0, (25.0, 70.0)),
-    HistoryRater("arthit.history@demo.prefstack", "Arthit (Bangkok)", "SEA Vendor Bangkok", 0.86, 0.0, (15.0, 45.0)),
-    HistoryRater("budi.history@demo.prefstack", "Budi (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.7, (10.0, 30.0)),
-    HistoryRater("sari.history@demo.prefstack", "Sari (Jakarta)", "SEA Vendor Jakarta", 0.6, 0.0, (1.2, 2.6)),
+    HistoryRater("arthit.history@demo.prefstack", "Arthit (Bangkok)", "SEA Vendor Bangkok", 0.88, 0.0, (15.0, 45.0)),
+    HistoryRater("kanya.history@demo.prefstack", "Kanya (Bangkok)", "SEA Vendor Bangkok", 0.9, 0.0, (20.0, 60.0)),
+    HistoryRater(
+        "somsak.history@demo.prefstack", "Somsak (Bangkok)", "SEA Vendor Bangkok", 0.5, 0.0, (12.0, 40.0), random=True
+    ),
+    HistoryRater("budi.history@demo.prefstack", "Budi (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.8, (10.0, 30.0)),
+    HistoryRater("dewi.history@demo.prefstack", "Dewi (Jakarta)", "SEA Vendor Jakarta", 0.9, 0.0, (18.0, 50.0)),
+    HistoryRater("agus.history@demo.prefstack", "Agus (Jakarta)", "SEA Vendor Jakarta", 0.87, 0.0, (15.0, 40.0)),
+    HistoryRater("sari.history@demo.prefstack", "Sari (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.0, (1.2, 2.6)),
+    HistoryRater("linh.history@demo.prefstack", "Linh (Hanoi)", "SEA Vendor Hanoi", 0.92, 0.0, (20.0, 55.0)),
+    HistoryRater("minh.history@demo.prefstack", "Minh (Hanoi)", "SEA Vendor Hanoi", 0.89, 0.0, (15.0, 45.0)),
+    HistoryRater("thao.history@demo.prefstack", "Thao (Hanoi)", "SEA Vendor Hanoi", 0.9, 0.0, (18.0, 50.0)),
+    HistoryRater("hung.history@demo.prefstack", "Hung (Hanoi)", "SEA Vendor Hanoi", 0.88, 0.0, (12.0, 40.0)),
 )
 
 
-def seed_history(session: Session, *, operator: Principal, slug: str, items: int) -> int:
+def seed_history(session: Session, *, operator: Principal, slug: str, items: int, overlap: int) -> int:
     """Have the history raters judge a pairwise project until it is done; returns the judgments stored."""
     raters = [_ensure_rater(session, rater) for rater in HISTORY_RATERS]
     projects.add_members(session, principal=operator, slug=slug, emails=[rater.email for rater in HISTORY_RATERS])
     start = utcnow() - timedelta(days=HISTORY_DAYS)
-    # Every rater takes one task per round; a project of N items at overlap 3 needs about 3N/4 rounds.
-    rounds = max(1, (3 * items + len(raters) - 1) // len(raters))
+    # Every rater takes one task per round; a project of N items at overlap k needs about kN/12 rounds.
+    rounds = max(1, (overlap * items + len(raters) - 1) // len(raters))
     stored = 0
     for round_number in range(rounds + len(raters)):
         when = start + timedelta(days=HISTORY_DAYS * round_number / rounds, minutes=round_number)
@@ -98,6 +110,9 @@ def _ensure_rater(session: Session, rater: HistoryRater) -> Principal:
 
 
 def _verdict(task: Task, rater: HistoryRater, chooser: random.Random) -> VerdictInput:
+    if rater.random:
+        choice = chooser.choice(("A", "B", "tie", "both_bad"))
+        return VerdictInput(choice=choice, strength=chooser.choice(STRENGTHS) if choice in ("A", "B") else None)
     draw = chooser.random()
     if draw < 0.04:
         return VerdictInput(choice="tie")
@@ -110,6 +125,11 @@ def _verdict(task: Task, rater: HistoryRater, chooser: random.Random) -> Verdict
         better, worse = sorted((left, right), key=lambda shown: _answer_key(task.external_id, shown.content))
         picked = better if chooser.random() < rater.accuracy else worse
     return VerdictInput(choice=picked.label, strength=chooser.choice(STRENGTHS))
+
+
+def better_position(external_id: str, contents: list[str]) -> int:
+    """The response position the batch's hidden answer key prefers (of two)."""
+    return min(range(len(contents)), key=lambda position: _answer_key(external_id, contents[position]))
 
 
 def _answer_key(external_id: str, content: str) -> str:

@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Conflict, InvalidInput, NotFound, PrefstackError, Problem
 from app.principal import Principal
-from app.services import exporting
+from app.services import audit, exporting
 from app.services.export_labels import Aggregation
 from app.services.exporting import ExportRequest
 from app.settings import Settings
-from export.aggregate import Abstain
+from export.aggregate import Abstain, ArbitrationMode
 from export.card import CARD_NAME
 from export.formats import RowFormat
 from export.pairs import RankingPairs
@@ -90,6 +90,11 @@ class ExportOptions(BaseModel):
     aggregation: Aggregation = Field(
         default=Aggregation.MAJORITY, description="Pairwise votes: majority or dawid-skene (pairwise projects)."
     )
+    arbitration: ArbitrationMode = Field(
+        default=ArbitrationMode.VERDICT_FIRST, description="verdict-first: arbitration verdicts label items; or ignore."
+    )
+    include_calibration: bool = Field(default=False, description="Keep items used in calibration sessions.")
+    include_gold: bool = Field(default=False, description="Keep gold items.")
     ranking_pairs: RankingPairs = Field(default=RankingPairs.ALL_PAIRS, description="Pairs a ranked item gives.")
     rewrites: bool = Field(default=True, description="dpo, reward, sft: use annotators' rewrites.")
     margin: bool = Field(default=True, description="reward: rows carry a margin.")
@@ -131,6 +136,9 @@ class ExportOptions(BaseModel):
             ties=self.ties,
             both_bad=self.both_bad,
             aggregation=self.aggregation,
+            arbitration=self.arbitration,
+            include_calibration=self.include_calibration,
+            include_gold=self.include_gold,
             ranking_pairs=self.ranking_pairs,
             rewrites=self.rewrites,
             margin=self.margin,
@@ -193,6 +201,9 @@ def request_from_parameters(parameters: Mapping[str, Any]) -> ExportRequest:
         ties=Abstain(parameters["ties"]),
         both_bad=Abstain(parameters["both_bad"]),
         aggregation=Aggregation(parameters.get("aggregation", Aggregation.MAJORITY.value)),
+        arbitration=ArbitrationMode(parameters.get("arbitration", ArbitrationMode.VERDICT_FIRST.value)),
+        include_calibration=bool(parameters.get("include_calibration", False)),
+        include_gold=bool(parameters.get("include_gold", False)),
         ranking_pairs=RankingPairs(parameters["ranking_pairs"]),
         rewrites=bool(parameters["rewrites"]),
         margin=bool(parameters["margin"]),
@@ -338,6 +349,15 @@ class ExportJobRunner:
             at=utcnow(),
         )
         queued = job_store.get_job(session, job_id=job_id)
+        audit.record(
+            session,
+            principal=principal,
+            action="export.create",
+            project_id=project.id,
+            target_type="export_job",
+            target_id=job_id,
+            details={"kind": request.kind, "parameters": request.parameters()},
+        )
         session.commit()
         assert queued is not None
         self.launch(lambda: self.run(job_id, principal=principal))

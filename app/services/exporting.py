@@ -18,7 +18,7 @@ from app.errors import InvalidInput
 from app.principal import Principal
 from app.services.export_labels import Aggregation, dawid_skene_labels
 from app.services.projects import cached_options, get_project
-from export.aggregate import Abstain, ModelLabel
+from export.aggregate import Abstain, ArbitrationMode, ModelLabel, arbitrated_payloads
 from export.card import CARD_NAME, CardStats, write_card
 from export.dpo import DpoOptions, build_dpo_rows
 from export.formats import RowFormat
@@ -65,6 +65,10 @@ class ExportRequest:
         kto_desirable_at, kto_undesirable_at: rubric overall score (0..1) thresholds for KTO labels.
         where: item and judgment filters.
         teams: team names whose judgments are kept (resolved to ids; none = every team).
+        arbitration: `verdict-first` (a resolved arbitration case's verdict is the item's label)
+            or `ignore` (every item aggregated from its judgments).
+        include_calibration: keep items used in calibration sessions (left out by default).
+        include_gold: keep gold items (left out by default: their labels were set, not judged).
     """
 
     kind: str = "dpo"
@@ -87,6 +91,9 @@ class ExportRequest:
     kto_undesirable_at: float | None = None
     where: JudgmentFilter = field(default_factory=JudgmentFilter)
     teams: tuple[str, ...] = ()
+    arbitration: ArbitrationMode = ArbitrationMode.VERDICT_FIRST
+    include_calibration: bool = False
+    include_gold: bool = False
 
     @property
     def split(self) -> SplitSpec | None:
@@ -144,6 +151,9 @@ class ExportRequest:
             "judged_until": where.judged_until.isoformat() if where.judged_until else None,
             "team_ids": sorted(where.team_ids),
             "guidelines_versions": sorted(where.guidelines_versions),
+            "arbitration": self.arbitration.value,
+            "include_calibration": self.include_calibration,
+            "include_gold": self.include_gold,
         }
 
 
@@ -177,6 +187,14 @@ def dpo_rows(session: Session, *, project_id: int, options: DpoOptions | None = 
 def resolve_request(session: Session, *, project: ProjectRow, request: ExportRequest) -> ExportRequest:
     """The request checked against the project, with team names turned into ids in its filter."""
     request.check()
+    request = replace(
+        request,
+        where=replace(
+            request.where,
+            without_calibration_items=not request.include_calibration,
+            without_gold_items=not request.include_gold,
+        ),
+    )
     if request.kind == "rubric" and project.kind is not ProjectKind.RUBRIC:
         raise InvalidInput("not_a_rubric_project", "Only rubric projects give rubric rows.", field="kind")
     if request.aggregation is Aggregation.DAWID_SKENE and (
@@ -212,6 +230,8 @@ class _Tracker:
         self.agreements: Counter[float] = Counter()
         self.first_version: int | None = None
         self.last_version: int | None = None
+        self.arbitrated = 0
+        """Items whose label came from an arbitration verdict."""
         self._progress = progress
         self._current: ItemJudgments | None = None
         self._counted_item: int | None = None
@@ -297,6 +317,8 @@ def _rows(
         votes = iter_votes(session, project_id=project.id, where=request.where)
         fitted = dawid_skene_labels(votes, ties=request.ties, both_bad=request.both_bad)
     items = tracker.items(iter_judged_items(session, project_id=project.id, where=request.where))
+    if request.arbitration is ArbitrationMode.VERDICT_FIRST:
+        items = _verdict_first(items, fitted, tracker)
     # Provenance is always built: the tracker reads each row's agreement, then it is dropped unless asked for.
     built = tracker.rows(_build(items, project=project, request=request, fitted=fitted, skips=skips))
     if request.kind == "kto":
@@ -304,6 +326,19 @@ def _rows(
     if request.provenance:
         return built
     return ({name: value for name, value in row.items() if name not in PROVENANCE_COLUMNS} for row in built)
+
+
+def _verdict_first(
+    items: Iterable[ItemJudgments], fitted: dict[int, ModelLabel], tracker: _Tracker
+) -> Iterator[ItemJudgments]:
+    """Items with a resolved arbitration verdict carry it as every judgment's decision (and lose any fitted label)."""
+    for item in items:
+        if item.arbitration is None:
+            yield item
+            continue
+        fitted.pop(item.item_id, None)
+        tracker.arbitrated += 1
+        yield replace(item, payloads=arbitrated_payloads(item.payloads, item.arbitration))
 
 
 def _build(
@@ -462,7 +497,7 @@ def export_dataset(
     tracker = _Tracker(progress)
     rows = _rows(session, project=project, request=request, skips=skips, tracker=tracker)
     pairs = unsplit(rows) if spec is None else split_rows(rows, spec)
-    parameters = {"project": project.slug, **request.parameters()}
+    parameters: dict[str, Any] = {"project": project.slug, **request.parameters()}
     try:
         with staged_directory(out) as stage:
             written = write_splits(
@@ -474,6 +509,7 @@ def export_dataset(
                 splits=["train"] if spec is None else spec.names(),
             )
             mean, median = tracker.agreement_stats()
+            parameters["arbitrated_labels"] = tracker.arbitrated
             source = SourceProject(project.slug, tracker.first_version, tracker.last_version)
             stats = CardStats(
                 kind=request.kind,

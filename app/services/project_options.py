@@ -96,6 +96,69 @@ class PolicyLabel(BaseModel):
         return [f"{self.name}:{severity}" for severity in self.severities] or [self.name]
 
 
+class GoldOptions(BaseModel):
+    """Gold items: how often they are mixed in, and what an annotator's accuracy on them decides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mix_rate: float = Field(default=0.0, ge=0.0, le=0.5, description="Share of tasks that are gold items (0 = off).")
+    requires_qualification: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=10, description="Slugs of qualification projects to pass first."
+    )
+    pass_score: float = Field(default=0.8, ge=0.0, le=1.0, description="Gold accuracy that passes a qualification.")
+    min_gold: int = Field(default=10, ge=1, le=1000, description="Gold answers a qualification needs.")
+    floor: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Gold accuracy below which an annotator is paused."
+    )
+    window: int = Field(default=20, ge=1, le=1000, description="How many recent gold answers the floor looks at.")
+
+
+class ArbitrationOptions(BaseModel):
+    """When a fully judged item goes to the arbitration queue, and whether it first gets more annotators."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(default=None, description="Open cases for disputed items (default: overlap >= 2).")
+    min_agreement: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Modal verdict's share of judgments below which an item is disputed."
+    )
+    extra_annotators: int = Field(
+        default=0, ge=0, le=5, description="Adaptive overlap: annotators added once to a disputed item before a case."
+    )
+    max_overlap: int | None = Field(default=None, ge=1, le=50, description="Adaptive overlap never goes beyond this.")
+
+    def active(self, overlap: int) -> bool:
+        """Whether cases open in a project with this overlap."""
+        return self.enabled if self.enabled is not None else overlap >= 2
+
+
+class QualityOptions(BaseModel):
+    """When quality scorecards flag an annotator or team (see docs/quality-reports.md); shares are 0..1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    low_agreement: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Flag agreement with the aggregate below this."
+    )
+    position_bias_p: float = Field(
+        default=0.01, gt=0.0, le=0.5, description="Flag a left-side share whose Holm-adjusted p-value is below this."
+    )
+    too_fast_seconds: float = Field(
+        default=3.0, ge=0.0, le=600.0, description="A judgment made in less active time than this is too fast."
+    )
+    too_fast_share: float = Field(default=0.25, ge=0.0, le=1.0, description="Flag more than this share too fast.")
+    straight_lining_share: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Flag more than this share of rubric score sets with one score."
+    )
+    min_judgments: int = Field(
+        default=10, ge=1, le=100_000, description="Agreement, speed and straight-lining flags need this many judgments."
+    )
+    low_gold_accuracy: float = Field(default=0.7, ge=0.0, le=1.0, description="Flag gold accuracy below this.")
+    min_gold_judgments: int = Field(
+        default=5, ge=1, le=10_000, description="The gold accuracy flag needs this many judged gold items."
+    )
+
+
 class ProjectOptions(BaseModel):
     """Per-project annotation settings (all optional; defaults make a plain pairwise task)."""
 
@@ -118,6 +181,12 @@ class ProjectOptions(BaseModel):
         default_factory=list, description="Items whose metadata category is one of these render blurred."
     )
     revisable_judgments: int = Field(default=5, ge=0, le=50, description="How many recent judgments may be changed.")
+    arbitration: ArbitrationOptions = Field(default_factory=ArbitrationOptions)
+    purpose: Literal["production", "training", "qualification"] = Field(
+        default="production", description="Training and qualification projects show gold feedback after each answer."
+    )
+    gold: GoldOptions = Field(default_factory=GoldOptions)
+    quality: QualityOptions = Field(default_factory=QualityOptions)
 
     @model_validator(mode="after")
     def _distinct_names(self) -> Self:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
+from app.services import audit
 from app.services.project_options import ProjectOptions, options_of, parse_options
 from preference_store import projects as project_store
 from preference_store import queue
@@ -92,6 +93,15 @@ def create_project(
             session, project_id=project.id, version=project.guidelines_version, text=guidelines, note="",
             created_by_id=principal.user_id,
         )  # fmt: skip
+        audit.record(
+            session,
+            principal=principal,
+            action="project.create",
+            project_id=project.id,
+            target_type="project",
+            target_id=slug,
+            details={"kind": project_kind.value, "overlap": overlap, "settings": settings},
+        )
         session.commit()
     except IntegrityError as error:
         session.rollback()
@@ -206,6 +216,15 @@ def add_members(session: Session, *, principal: Principal, slug: str, emails: li
     if missing:
         raise InvalidInput("unknown_user", f"No user with email {', '.join(missing)}.", field="emails")
     added = project_store.add_members(session, project_id=project.id, user_ids=[user.id for user in found.values()])
+    audit.record(
+        session,
+        principal=principal,
+        action="member.add",
+        project_id=project.id,
+        target_type="project",
+        target_id=project.slug,
+        details={"emails": sorted(found), "added": added},
+    )
     session.commit()
     return added
 
@@ -235,6 +254,15 @@ def update_options(
     merged = {**cached_options(project).model_dump(mode="json"), **changes}
     settings = parse_options(merged, kind=project.kind).model_dump(mode="json", exclude_defaults=True)
     project_store.update_settings(session, project_id=project.id, settings=settings)
+    audit.record(
+        session,
+        principal=principal,
+        action="project.update",
+        project_id=project.id,
+        target_type="project",
+        target_id=project.slug,
+        details={"before": project.settings, "after": settings},
+    )
     session.commit()
     if cache:
         cache.forget(project)
@@ -271,6 +299,15 @@ def update_guidelines(
         session, project_id=project.id, version=version, text=text, note=note.strip(), created_by_id=principal.user_id
     )
     project_store.set_current_guidelines(session, project_id=project.id, version=version, text=text)
+    audit.record(
+        session,
+        principal=principal,
+        action="guidelines.update",
+        project_id=project.id,
+        target_type="guidelines",
+        target_id=version,
+        details={"version": version, "previous": project.guidelines_version, "note": note.strip(), "chars": len(text)},
+    )
     session.commit()
     if cache:
         cache.forget(project)

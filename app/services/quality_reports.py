@@ -10,9 +10,8 @@ run on those units. See `docs/quality-reports.md` for every figure and flag.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import combinations
 from typing import Any
@@ -23,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.principal import Principal
+from app.quality.additive import count_patterns, counts_to_ratings
 from app.quality.agreement import percent_agreement_terms
-from app.quality.bootstrap import bootstrap_ci
-from app.quality.dawid_skene import dawid_skene
+from app.quality.bootstrap import bootstrap_ci_weighted
+from app.quality.dawid_skene import DawidSkeneResult, dawid_skene
 from app.quality.kinds import PAIRWISE_LABELS, PairwiseOutcome
 from app.quality.krippendorff import alpha_terms
 from app.quality.majority import majority_vote
@@ -34,6 +34,7 @@ from app.quality.signals import (
     ShownChoice,
     agreement_with_aggregate,
     choice_rate,
+    gold_accuracy,
     holm_adjusted,
     position_bias,
     seconds_per_thousand_characters,
@@ -44,6 +45,7 @@ from app.quality.signals import (
 from app.services.project_options import scale_key
 from app.services.projects import cached_options, get_project
 from preference_store import browse
+from preference_store import gold as gold_store
 from preference_store import quality as quality_store
 from preference_store.judgments import JudgmentFilter
 from preference_store.models import ProjectKind
@@ -59,7 +61,8 @@ DAWID_SKENE_TOLERANCE = 1e-6
 DAWID_SKENE_MAX_ITERATIONS = 50
 """Looser than the measure's defaults: reports need labels and competences, not the fixed point
 (`app.quality.dawid_skene`: 1e-6 stops within 0.03 of it), and each EM step costs a pass over
-every rating."""
+every rating. Reports fit with SQUAREM acceleration (`accelerate=True`): on the benchmark's
+million judgments it stops after 12 steps, nearer the fixed point than 50 plain EM steps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +81,28 @@ class Thresholds:
     """Flag when more than this share of rubric score sets gives every criterion one score."""
     min_judgments: int = 10
     """Agreement, speed and straight-lining flags need at least this many counted judgments."""
+    low_gold_accuracy: float = 0.7
+    """Flag when accuracy on gold items is below this."""
+    min_gold_judgments: int = 5
+    """The gold accuracy flag needs at least this many judged gold items."""
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+
+def project_thresholds(project: ProjectRow) -> Thresholds:
+    """The flag thresholds of a project's `quality` options (the defaults where unset)."""
+    options = cached_options(project).quality
+    return Thresholds(
+        low_agreement=options.low_agreement,
+        position_bias_p=options.position_bias_p,
+        too_fast_seconds=options.too_fast_seconds,
+        too_fast_share=options.too_fast_share,
+        straight_lining_share=options.straight_lining_share,
+        min_judgments=options.min_judgments,
+        low_gold_accuracy=options.low_gold_accuracy,
+        min_gold_judgments=options.min_gold_judgments,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +217,12 @@ class Score:
     seconds_per_1k_chars: float | None
     too_fast_share: float | None
     straight_lining_share: float | None
+    gold_judgments: int = 0
+    """Judgments of gold items; accuracy counts the gold verdict or an accepted alternative as correct."""
+    gold_accuracy: float | None = None
+    gold_accuracy_low: float | None = None
+    gold_accuracy_high: float | None = None
+    """Wilson 95% interval of the gold accuracy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,11 +356,18 @@ def report_query(
 
 @dataclass
 class _Facts:
-    """The judgments of a report as parallel columns (index = judgment row)."""
+    """The judgments of a report as parallel columns (index = judgment row).
+
+    Item-level values (external id, language, market, category) are kept once per item code;
+    `verdict_code` indexes `verdicts`, the distinct verdict keys. `day` counts UTC days since
+    1970-01-01. Derived arrays (measures, Dawid-Skene fits) are cached in `cache` for every
+    report computed from the same facts.
+    """
 
     project: ProjectRow
     item: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
-    external_ids: list[str] = field(default_factory=list)
+    item_ids: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Stored item id by item code; external ids and grouping metadata are read when a report needs them."""
     annotator: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
     annotator_ids: list[int] = field(default_factory=list)
     annotator_names: list[str] = field(default_factory=list)
@@ -340,19 +375,41 @@ class _Facts:
     team: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
     team_names: list[str] = field(default_factory=list)
     team_is_vendor: list[bool] = field(default_factory=list)
-    language: list[str] = field(default_factory=list)
-    market: list[str] = field(default_factory=list)
-    category: list[str] = field(default_factory=list)
-    verdict: list[str] = field(default_factory=list)
+    verdict_code: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    verdicts: list[str] = field(default_factory=list)
     left_position: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
     seconds: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     text_chars: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    day: list[date] = field(default_factory=list)
+    day: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     payload: list[dict[str, Any] | None] = field(default_factory=list)
+    gold: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
+    """Per judgment row: 1 right on a gold item, 0 wrong, -1 not a gold item."""
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
-        return len(self.verdict)
+        return len(self.verdict_code)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.size)
+
+    def verdict_keys(self) -> list[str]:
+        """Each judgment row's verdict key."""
+        return [self.verdicts[code] for code in self.verdict_code.tolist()]
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """The judgments one set of filters selects, read once and shared by every report of a request.
+
+    Pass it as `facts=` to `dashboard`, `annotator_scorecards`, `team_scorecards` and
+    `team_benchmark` with the same slug and filters; `load_report_facts` builds it.
+    """
+
+    slug: str
+    query: ReportQuery
+    facts: _Facts
 
 
 def _staff_project(session: Session, *, principal: Principal, slug: str) -> ProjectRow:
@@ -380,56 +437,115 @@ def _judgment_filter(session: Session, query: ReportQuery) -> JudgmentFilter:
     )
 
 
+def _filters(query: ReportQuery) -> tuple[Any, ...]:
+    return (query.judged_from, query.judged_until, query.teams, query.languages, query.markets, query.categories)
+
+
+def load_report_facts(session: Session, *, principal: Principal, slug: str, query: ReportQuery) -> ReportFacts:
+    """Read the judgments a report's filters select, once, for several reports of one request (leads)."""
+    project = _staff_project(session, principal=principal, slug=slug)
+    return ReportFacts(project.slug, query, _load(session, project, query))
+
+
+def _facts_for(session: Session, project: ProjectRow, query: ReportQuery, shared: ReportFacts | None) -> _Facts:
+    if shared is None:
+        return _load(session, project, query)
+    if shared.slug != project.slug or _filters(shared.query) != _filters(query):
+        raise ValueError("shared report facts were loaded for another project or other filters")
+    return shared.facts
+
+
+def _codes(values: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    """Each value's index into the distinct values (in first-seen order), and those values."""
+    distinct = list(dict.fromkeys(values))
+    code_of = {value: code for code, value in enumerate(distinct)}
+    # map() over a C method: no Python frame per value (a million verdicts).
+    codes = np.fromiter(map(code_of.__getitem__, values), dtype=np.intp, count=len(values))
+    return codes, distinct
+
+
+_ROW_DTYPE = np.dtype(
+    [
+        ("item_id", np.int64),
+        ("annotator_id", np.int64),
+        ("verdict", object),
+        ("left_position", np.float64),
+        ("time_spent_ms", np.float64),
+        ("judged_at", np.int64),
+        ("payload", object),
+    ]
+)
+"""`quality_store.JudgmentRows.COLUMNS` as array fields."""
+
+
 def _load(session: Session, project: ProjectRow, query: ReportQuery) -> _Facts:
     facts = _Facts(project=project)
     where = _judgment_filter(session, query)
-    item_codes: dict[int, int] = {}
-    annotator_codes: dict[int, int] = {}
+    rubric = project.kind is ProjectKind.RUBRIC
+    read = quality_store.judgment_rows(session, project_id=project.id, where=where, with_payload=rubric)
+    if not read.rows:
+        return facts
+    # One C pass from the row tuples into typed columns (None becomes NaN in the float ones).
+    columns = np.fromiter(read.rows, dtype=_ROW_DTYPE, count=len(read.rows))
+    item_ids = columns["item_id"]
+    # Item codes in first-judged order, so flags list items as they were judged.
+    used, first_row, inverse = np.unique(item_ids, return_index=True, return_inverse=True)
+    order = np.argsort(first_row, kind="stable")
+    rank = np.empty(order.size, dtype=np.intp)
+    rank[order] = np.arange(order.size)
+    facts.item = rank[inverse.reshape(-1)]
+    facts.item_ids = used[order]
+    stored_ids, stored_chars = quality_store.response_chars(
+        session, project_id=project.id, first_id=int(used[0]), last_id=int(used[-1])
+    )
+    at = np.searchsorted(np.asarray(stored_ids, dtype=np.int64), facts.item_ids)
+    item_chars = np.asarray(stored_chars, dtype=np.float64)[at]
+    facts.text_chars = item_chars[facts.item]
+
+    annotator_ids, annotator_codes = np.unique(columns["annotator_id"], return_inverse=True)
+    facts.annotator = annotator_codes.reshape(-1).astype(np.intp)
+    facts.annotator_ids = annotator_ids.tolist()
+    found = {row.id: row for row in quality_store.raters(session, annotator_ids=facts.annotator_ids)}
     team_codes: dict[int | None, int] = {}
-    items: list[int] = []
-    annotators: list[int] = []
-    teams: list[int] = []
-    left: list[int] = []
-    seconds: list[float] = []
-    chars: list[float] = []
-    for batch in quality_store.iter_judgment_facts(
-        session, project_id=project.id, where=where, with_payload=project.kind is ProjectKind.RUBRIC
-    ):
-        for fact in batch:
-            item = item_codes.get(fact.item_id)
-            if item is None:
-                item = item_codes[fact.item_id] = len(item_codes)
-                facts.external_ids.append(fact.external_id)
-            team = team_codes.get(fact.team_id)
-            if team is None:
-                team = team_codes[fact.team_id] = len(team_codes)
-                facts.team_names.append(fact.team_name or NO_GROUP)
-                facts.team_is_vendor.append(fact.is_vendor)
-            annotator = annotator_codes.get(fact.annotator_id)
-            if annotator is None:
-                annotator = annotator_codes[fact.annotator_id] = len(annotator_codes)
-                facts.annotator_ids.append(fact.annotator_id)
-                facts.annotator_names.append(fact.annotator_name)
-                facts.annotator_team.append(team)
-            items.append(item)
-            annotators.append(annotator)
-            teams.append(team)
-            facts.language.append(fact.language or NO_GROUP)
-            facts.market.append(fact.market or NO_GROUP)
-            facts.category.append(fact.category or NO_GROUP)
-            facts.verdict.append(fact.verdict)
-            left.append(-1 if fact.left_position is None else fact.left_position)
-            seconds.append(math.nan if fact.time_spent_ms is None else fact.time_spent_ms / 1000.0)
-            chars.append(float(fact.text_chars))
-            facts.day.append(fact.created_at.astimezone(UTC).date())
-            facts.payload.append(fact.payload)
-    facts.item = np.asarray(items, dtype=np.intp)
-    facts.annotator = np.asarray(annotators, dtype=np.intp)
-    facts.team = np.asarray(teams, dtype=np.intp)
-    facts.left_position = np.asarray(left, dtype=np.intp)
-    facts.seconds = np.asarray(seconds, dtype=np.float64)
-    facts.text_chars = np.asarray(chars, dtype=np.float64)
+    for annotator_id in facts.annotator_ids:
+        rater = found.get(annotator_id)
+        team_id = rater.team_id if rater else None
+        if team_id not in team_codes:
+            team_codes[team_id] = len(team_codes)
+            facts.team_names.append((rater.team_name if rater else None) or NO_GROUP)
+            facts.team_is_vendor.append(bool(rater.is_vendor) if rater else False)
+        facts.annotator_names.append(rater.name if rater else str(annotator_id))
+        facts.annotator_team.append(team_codes[team_id])
+    facts.team = np.asarray(facts.annotator_team, dtype=np.intp)[facts.annotator]
+
+    facts.verdict_code, facts.verdicts = _codes(columns["verdict"].tolist())
+    left = columns["left_position"]
+    facts.left_position = np.where(np.isnan(left), -1, left).astype(np.intp)
+    facts.seconds = columns["time_spent_ms"] / 1000.0
+    facts.day = columns["judged_at"] // 86_400
+    facts.payload = read.payload if read.payload is not None else [None] * len(read.rows)
+    facts.gold = _gold_results(session, project, facts, used[order])
     return facts
+
+
+def _gold_results(
+    session: Session, project: ProjectRow, facts: _Facts, item_ids: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int8]:
+    """Per judgment row whether it matches its item's gold answer (1), does not (0), or has none (-1)."""
+    results = np.full(facts.size, -1, dtype=np.int8)
+    answers = gold_store.gold_answers_of_project(session, project_id=project.id)
+    if not answers:
+        return results
+    position = {int(item_id): code for code, item_id in enumerate(item_ids.tolist())}
+    gold_codes = {position[item_id]: answer for item_id, answer in answers.items() if item_id in position}
+    if not gold_codes:
+        return results
+    on_gold = np.flatnonzero(np.isin(facts.item, np.fromiter(gold_codes, np.intp, len(gold_codes))))
+    for row in on_gold.tolist():
+        verdict, accepted = gold_codes[int(facts.item[row])]
+        given = facts.verdicts[facts.verdict_code[row]]
+        results[row] = 1 if given == verdict or given in accepted else 0
+    return results
 
 
 # --- units ---------------------------------------------------------------------------------
@@ -458,11 +574,14 @@ class _Measure:
 
 def _pairwise_outcomes(facts: _Facts) -> npt.NDArray[np.intp]:
     """Per judgment row: `PairwiseOutcome` code, or -1 (no pairwise decision in the verdict)."""
-    codes = {"p0": PairwiseOutcome.FIRST, "p1": PairwiseOutcome.SECOND, "tie": PairwiseOutcome.TIE}
-    codes["both_bad"] = PairwiseOutcome.BOTH_BAD
-    return np.fromiter(
-        (codes.get(verdict.split("|", 1)[0], -1) for verdict in facts.verdict), dtype=np.intp, count=facts.size
-    )
+    cached = facts.cache.get("outcomes")
+    if cached is None:
+        codes = {"p0": PairwiseOutcome.FIRST, "p1": PairwiseOutcome.SECOND, "tie": PairwiseOutcome.TIE}
+        codes["both_bad"] = PairwiseOutcome.BOTH_BAD
+        table = np.asarray([codes.get(verdict.split("|", 1)[0], -1) for verdict in facts.verdicts], dtype=np.intp)
+        cached = facts.cache["outcomes"] = table[facts.verdict_code] if facts.size else np.zeros(0, np.intp)
+    outcomes: npt.NDArray[np.intp] = cached
+    return outcomes
 
 
 def _shown_choices(facts: _Facts, outcomes: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
@@ -488,7 +607,15 @@ def _from_triples(name: str, level: Level, labels: list[str], triples: list[tupl
 
 
 def _measures(facts: _Facts) -> list[_Measure]:
-    """The measures a project's kind is judged on (see the module docstring)."""
+    """The measures a project's kind is judged on (see the module docstring); computed once per facts."""
+    cached = facts.cache.get("measures")
+    if cached is None:
+        cached = facts.cache["measures"] = _build_measures(facts)
+    measures: list[_Measure] = cached
+    return list(measures)
+
+
+def _build_measures(facts: _Facts) -> list[_Measure]:
     kind = facts.project.kind
     measures: list[_Measure] = []
     if kind is ProjectKind.PAIRWISE or kind is ProjectKind.RUBRIC:
@@ -503,7 +630,7 @@ def _measures(facts: _Facts) -> list[_Measure]:
                     facts.item[rows],
                     rows,
                     outcomes[rows],
-                    len(facts.external_ids),
+                    facts.n_items,
                 )
             )
     if kind is ProjectKind.RUBRIC:
@@ -522,7 +649,7 @@ def _measures(facts: _Facts) -> list[_Measure]:
                 measures.append(measure)
     if kind is ProjectKind.RANKING:
         triples = []
-        for row, verdict in enumerate(facts.verdict):
+        for row, verdict in enumerate(facts.verdict_keys()):
             rank = _ranks(verdict)
             for first, second in combinations(sorted(rank), 2):
                 order = 0 if rank[first] < rank[second] else 1 if rank[first] > rank[second] else 2
@@ -549,15 +676,27 @@ def _none(value: float) -> float | None:
 
 
 def _agreement(measure: _Measure, resamples: int) -> Agreement:
-    """Alpha (with bootstrap CI over units) and percent agreement on a measure's units."""
-    per_unit = np.bincount(measure.unit, minlength=measure.n_units) if measure.unit.size else np.zeros(0)
-    pairable = int((per_unit >= 2).sum())
+    """Alpha (with bootstrap CI over units) and percent agreement on a measure's units.
+
+    Both depend on a unit only through its count of ratings per category, so they are computed
+    on the distinct count rows, each weighted by how many units share it; the bootstrap draws
+    units from those groups (`bootstrap_ci_weighted`).
+    """
+    if not measure.unit.size:
+        return Agreement(measure.name, measure.level.value, None, None, None, None, 0)
+    k = len(measure.labels)
+    counts = np.bincount(measure.unit * k + measure.value, minlength=measure.n_units * k).reshape(-1, k)
+    counts = counts[counts.sum(axis=1) >= 2]
+    pairable = int(counts.shape[0])
     if pairable == 0:
         return Agreement(measure.name, measure.level.value, None, None, None, None, 0)
-    keep = per_unit[measure.unit] >= 2
-    matrix = _slot_matrix(measure.unit[keep], measure.value[keep])
-    alpha = bootstrap_ci(alpha_terms(matrix, measure.level), n_resamples=resamples, seed=0)
-    percent = percent_agreement_terms(matrix).value()
+    patterns, multiplicity = count_patterns(counts)
+    matrix = counts_to_ratings(patterns)
+    alpha = bootstrap_ci_weighted(alpha_terms(matrix, measure.level), multiplicity, n_resamples=resamples, seed=0)
+    agreement_terms = percent_agreement_terms(matrix)
+    percent = float(
+        agreement_terms.combine(agreement_terms.weighted_totals(multiplicity[None, :].astype(np.float64)))[0]
+    )
     return Agreement(
         measure.name,
         measure.level.value,
@@ -569,46 +708,57 @@ def _agreement(measure: _Measure, resamples: int) -> Agreement:
     )
 
 
-def _slot_matrix(units: npt.NDArray[np.intp], values: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-    """Units x (most ratings on a unit), each unit's ratings packed left, NaN for the rest.
-
-    `ratings.slot_matrix` does the same for any hashable ids; unit codes are already small
-    integers, so this vectorized form skips its per-rating Python loop (seconds at a million).
-    """
-    used, rows = np.unique(units, return_inverse=True)
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
-    counts = np.bincount(sorted_rows, minlength=used.size)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    slots = np.arange(sorted_rows.size) - starts[sorted_rows]
-    matrix = np.full((used.size, int(counts.max())), np.nan)
-    matrix[sorted_rows, slots] = values[order]
-    return matrix
-
-
 def _agreements(measures: Sequence[_Measure], keep: npt.NDArray[np.bool_] | None, resamples: int) -> list[Agreement]:
     return [_agreement(measure if keep is None else measure.subset(keep), resamples) for measure in measures]
 
 
-def _group_keys(facts: _Facts, group_by: str) -> list[str]:
+def _group_codes(session: Session, facts: _Facts, group_by: str) -> tuple[npt.NDArray[np.intp], list[str]]:
+    """Per judgment row its group's code, and the group names by code."""
     if group_by == "team":
-        return [facts.team_names[code] for code in facts.team]
-    return {"language": facts.language, "market": facts.market, "category": facts.category}[group_by]
+        return facts.team, facts.team_names
+    if not facts.size:
+        return np.zeros(0, np.intp), []
+    items = facts.cache.get("items")
+    if items is None:
+        items = facts.cache["items"] = quality_store.item_columns(
+            session,
+            project_id=facts.project.id,
+            first_id=int(facts.item_ids.min()),
+            last_id=int(facts.item_ids.max()),
+        )
+    stored: quality_store.ItemColumns = items
+    at = np.searchsorted(np.asarray(stored.item_id, dtype=np.int64), facts.item_ids).tolist()
+    values = {"language": stored.language, "market": stored.market, "category": stored.category}[group_by]
+    codes, names = _codes([values[i] or NO_GROUP for i in at])
+    return codes[facts.item], names
+
+
+def _epoch_day(day: int) -> date:
+    return _EPOCH + timedelta(days=day)
+
+
+_EPOCH = date(1970, 1, 1)
 
 
 # --- dashboard -----------------------------------------------------------------------------
 
 
-def dashboard(session: Session, *, principal: Principal, slug: str, query: ReportQuery) -> Dashboard:
-    """Volume per day, agreement overall and per week with CIs, label distribution, optional groups (leads)."""
+def dashboard(
+    session: Session, *, principal: Principal, slug: str, query: ReportQuery, shared: ReportFacts | None = None
+) -> Dashboard:
+    """Volume per day, agreement overall and per week with CIs, label distribution, optional groups (leads).
+
+    `shared`: facts already loaded for the same slug and filters (`load_report_facts`).
+    """
     project = _staff_project(session, principal=principal, slug=slug)
-    facts = _load(session, project, query)
+    facts = _facts_for(session, project, query, shared)
     measures = _measures(facts)
-    volume = Counter(facts.day)
-    weeks = np.asarray([(day - timedelta(days=day.weekday())).toordinal() for day in facts.day], dtype=np.int64)
+    days, per_day = np.unique(facts.day, return_counts=True)
+    # 1970-01-01 was a Thursday: (day + 3) % 7 is the weekday, Monday = 0.
+    weeks = facts.day - (facts.day + 3) % 7
     weekly = [
         WeekAgreement(
-            date.fromordinal(int(week)),
+            _epoch_day(int(week)),
             int((weeks == week).sum()),
             _agreements(measures, weeks == week, query.resamples),
         )
@@ -616,9 +766,11 @@ def dashboard(session: Session, *, principal: Principal, slug: str, query: Repor
     ]
     groups: list[GroupAgreement] = []
     if query.group_by:
-        keys = np.asarray(_group_keys(facts, query.group_by), dtype=object)
-        for group in sorted(set(keys.tolist())):
-            keep = keys == group
+        codes, names = _group_codes(session, facts, query.group_by)
+        for code, group in sorted(enumerate(names), key=lambda entry: entry[1]):
+            keep = codes == code
+            if not keep.any():
+                continue
             groups.append(
                 GroupAgreement(
                     group,
@@ -633,9 +785,9 @@ def dashboard(session: Session, *, principal: Principal, slug: str, query: Repor
         kind=project.kind.value,
         query=query,
         judgments=facts.size,
-        items=len(facts.external_ids),
+        items=facts.n_items,
         annotators=len(facts.annotator_ids),
-        volume=[DayVolume(day, volume[day]) for day in sorted(volume)],
+        volume=[DayVolume(_epoch_day(int(day)), int(count)) for day, count in zip(days, per_day, strict=True)],
         agreement=_agreements(measures, None, query.resamples),
         weekly=weekly,
         labels=_label_counts(measures),
@@ -645,7 +797,7 @@ def dashboard(session: Session, *, principal: Principal, slug: str, query: Repor
 
 
 def _facets(session: Session, project: ProjectRow) -> Facets:
-    found = {key: browse.facet_values(session, project_id=project.id, key=key) for key in browse.FACETS}
+    found = quality_store.item_facets(session, project_id=project.id, keys=browse.FACETS)
     return Facets(
         teams=quality_store.judging_teams(session, project_id=project.id),
         languages=found["language"],
@@ -683,28 +835,44 @@ class _Signals:
     chose_left: npt.NDArray[np.bool_]
     too_fast: npt.NDArray[np.bool_]
     straight: npt.NDArray[np.bool_]
+    gold_wrong: npt.NDArray[np.bool_]
+
+
+def _dawid_skene(measure: _Measure, facts: _Facts, cache_key: Any) -> DawidSkeneResult:
+    """Dawid-Skene fitted on a measure's ratings, once per facts for a given `cache_key` (None: not cached)."""
+    fitted: DawidSkeneResult | None = facts.cache.get(("dawid_skene", cache_key)) if cache_key is not None else None
+    if fitted is None:
+        fitted = dawid_skene(
+            measure.unit,
+            facts.annotator[measure.judgment],
+            measure.value,
+            n_items=measure.n_units,
+            n_annotators=len(facts.annotator_ids),
+            n_classes=len(measure.labels),
+            tolerance=DAWID_SKENE_TOLERANCE,
+            max_iterations=DAWID_SKENE_MAX_ITERATIONS,
+            accelerate=True,
+        )
+        if cache_key is not None:
+            facts.cache[("dawid_skene", cache_key)] = fitted
+    return fitted
 
 
 def _aggregate_labels(
-    measure: _Measure, facts: _Facts, aggregate: str
+    measure: _Measure, facts: _Facts, aggregate: str, *, cache_key: Any = None, competence: bool = True
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-    """Per rating: its unit's aggregate label (-1 when none: a majority tie); and each annotator's DS competence."""
+    """Per rating: its unit's aggregate label (-1 when none: a majority tie); and each annotator's DS competence.
+
+    Without `competence` a majority aggregate skips the Dawid-Skene fit (competence is then empty).
+    """
     n_classes = len(measure.labels)
-    fitted = dawid_skene(
-        measure.unit,
-        facts.annotator[measure.judgment],
-        measure.value,
-        n_items=measure.n_units,
-        n_annotators=len(facts.annotator_ids),
-        n_classes=n_classes,
-        tolerance=DAWID_SKENE_TOLERANCE,
-        max_iterations=DAWID_SKENE_MAX_ITERATIONS,
-    )
-    if aggregate == "dawid_skene":
-        return fitted.labels[measure.unit], fitted.competence
+    fitted = _dawid_skene(measure, facts, cache_key) if competence or aggregate == "dawid_skene" else None
+    skills = fitted.competence if fitted is not None else np.zeros(0)
+    if aggregate == "dawid_skene" and fitted is not None:
+        return fitted.labels[measure.unit], skills
     vote = majority_vote(measure.unit, measure.value, n_items=measure.n_units, n_classes=n_classes)
     labels = np.where(vote.is_tie, -1, vote.labels)
-    return labels[measure.unit], fitted.competence
+    return labels[measure.unit], skills
 
 
 def _signals(
@@ -725,7 +893,7 @@ def _signals(
     rater_of_annotator = np.zeros(len(facts.annotator_ids), dtype=np.intp)
     rater_of_annotator[facts.annotator] = codes
     for measure in measures:
-        labels, competence = _aggregate_labels(measure, facts, aggregate)
+        labels, competence = _aggregate_labels(measure, facts, aggregate, cache_key=measure.name)
         shares = agreement_with_aggregate(codes[measure.judgment], measure.value, labels, n_annotators=n)
         hits += shares.hits
         totals += shares.total
@@ -748,6 +916,9 @@ def _signals(
         codes[timed], facts.seconds[timed], threshold_seconds=thresholds.too_fast_seconds, n_annotators=n
     )
     straight_share, straight_rows = _straight_lining(facts, codes, n)
+    on_gold = facts.gold >= 0
+    gold = gold_accuracy(codes[on_gold], facts.gold[on_gold] == 1, n_annotators=n)
+    gold_low, gold_high = wilson_interval(gold.hits, gold.total)
     judgments = np.bincount(codes, minlength=n)
     scores = [
         Score(
@@ -764,6 +935,10 @@ def _signals(
             seconds_per_1k_chars=_none(speed[k]),
             too_fast_share=_none(fast.share[k]),
             straight_lining_share=straight_share[k],
+            gold_judgments=int(gold.total[k]),
+            gold_accuracy=_none(gold.share[k]),
+            gold_accuracy_low=_none(gold_low[k]),
+            gold_accuracy_high=_none(gold_high[k]),
         )
         for k in range(n)
     ]
@@ -773,6 +948,7 @@ def _signals(
         choices == ShownChoice.LEFT,
         timed & (facts.seconds < thresholds.too_fast_seconds),
         straight_rows,
+        facts.gold == 0,
     )
 
 
@@ -813,7 +989,7 @@ def _straight_lining(
 
 def _flags(
     score: Score, signals: _Signals, facts: _Facts, rows: npt.NDArray[np.bool_], thresholds: Thresholds
-) -> list[Flag]:
+) -> list[_Raised]:
     """The outlier flags of one rater (its judgment rows are `rows`), each with the items behind it."""
     raised: list[tuple[str, npt.NDArray[np.bool_]]] = []
     enough = score.agreement_units >= thresholds.min_judgments
@@ -837,11 +1013,35 @@ def _flags(
         and score.straight_lining_share > thresholds.straight_lining_share
     ):
         raised.append(("straight_lining", signals.straight))
+    if (
+        score.gold_judgments >= thresholds.min_gold_judgments
+        and score.gold_accuracy_high is not None
+        # Confidently below: the whole 95% interval, so five gold items answered 3/5 by a good rater is no flag.
+        and score.gold_accuracy_high < thresholds.low_gold_accuracy
+    ):
+        raised.append(("low_gold_accuracy", signals.gold_wrong))
     flags = []
     for code, behind in raised:
-        items = list(dict.fromkeys(facts.external_ids[facts.item[row]] for row in np.flatnonzero(rows & behind)))
-        flags.append(Flag(code, items[:FLAG_ITEMS_SHOWN], len(items)))
+        items = facts.item[rows & behind]
+        _, first = np.unique(items, return_index=True)
+        shown = facts.item_ids[items[np.sort(first)[:FLAG_ITEMS_SHOWN]]]
+        flags.append(_Raised(code, shown.tolist(), int(first.size)))
     return flags
+
+
+@dataclass(frozen=True, slots=True)
+class _Raised:
+    code: str
+    item_ids: list[int]
+    """The first items behind the flag (stored ids, in judged order)."""
+    items: int
+
+
+def _named_flags(session: Session, raised: list[list[_Raised]]) -> list[list[Flag]]:
+    """Each rater's raised flags with their items' external ids (one query for all raters)."""
+    wanted = sorted({item_id for flags in raised for flag in flags for item_id in flag.item_ids})
+    names = quality_store.external_ids(session, item_ids=wanted)
+    return [[Flag(flag.code, [names[i] for i in flag.item_ids], flag.items) for flag in flags] for flags in raised]
 
 
 def annotator_scorecards(
@@ -850,13 +1050,21 @@ def annotator_scorecards(
     principal: Principal,
     slug: str,
     query: ReportQuery,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: Thresholds | None = None,
+    shared: ReportFacts | None = None,
 ) -> Scorecards:
-    """Per annotator: every signal, and flags for outliers with the items behind each (leads)."""
+    """Per annotator: every signal, and flags for outliers with the items behind each (leads).
+
+    `thresholds` default to the project's `quality` options; `shared` as in `dashboard`.
+    """
     project = _staff_project(session, principal=principal, slug=slug)
-    facts = _load(session, project, query)
+    thresholds = thresholds or project_thresholds(project)
+    facts = _facts_for(session, project, query, shared)
     n = len(facts.annotator_ids)
     signals = _signals(facts, _measures(facts), facts.annotator, n, aggregate=query.aggregate, thresholds=thresholds)
+    flags = _named_flags(
+        session, [_flags(signals.score[k], signals, facts, facts.annotator == k, thresholds) for k in range(n)]
+    )
     cards = [
         AnnotatorScorecard(
             annotator_id=facts.annotator_ids[k],
@@ -865,7 +1073,7 @@ def annotator_scorecards(
             if facts.team_names[facts.annotator_team[k]] == NO_GROUP
             else facts.team_names[facts.annotator_team[k]],
             score=signals.score[k],
-            flags=_flags(signals.score[k], signals, facts, facts.annotator == k, thresholds),
+            flags=flags[k],
         )
         for k in range(n)
     ]
@@ -879,14 +1087,22 @@ def team_scorecards(
     principal: Principal,
     slug: str,
     query: ReportQuery,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: Thresholds | None = None,
+    shared: ReportFacts | None = None,
 ) -> TeamScorecards:
-    """Per team (vendor): the annotator signals pooled over its members, and agreement within it (leads)."""
+    """Per team (vendor): the annotator signals pooled over its members, and agreement within it (leads).
+
+    `thresholds` default to the project's `quality` options; `shared` as in `dashboard`.
+    """
     project = _staff_project(session, principal=principal, slug=slug)
-    facts = _load(session, project, query)
+    thresholds = thresholds or project_thresholds(project)
+    facts = _facts_for(session, project, query, shared)
     n = len(facts.team_names)
     measures = _measures(facts)
     signals = _signals(facts, measures, facts.team, n, aggregate=query.aggregate, thresholds=thresholds)
+    flags = _named_flags(
+        session, [_flags(signals.score[k], signals, facts, facts.team == k, thresholds) for k in range(n)]
+    )
     cards = [
         TeamScorecard(
             team=facts.team_names[k],
@@ -894,7 +1110,7 @@ def team_scorecards(
             annotators=int(np.unique(facts.annotator[facts.team == k]).size),
             score=signals.score[k],
             within_team=_agreements(measures, facts.team == k, query.resamples),
-            flags=_flags(signals.score[k], signals, facts, facts.team == k, thresholds),
+            flags=flags[k],
         )
         for k in range(n)
     ]
@@ -903,30 +1119,39 @@ def team_scorecards(
 
 
 def team_benchmark(
-    session: Session, *, principal: Principal, slug: str, query: ReportQuery, teams: Sequence[str]
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    query: ReportQuery,
+    teams: Sequence[str],
+    shared: ReportFacts | None = None,
 ) -> Benchmark:
-    """Two or more teams on the items each of them judged: within, between and against the aggregate (leads)."""
+    """Two or more teams on the items each of them judged: within, between and against the aggregate (leads).
+
+    `shared` as in `dashboard`.
+    """
+    project = _staff_project(session, principal=principal, slug=slug)
     names = list(dict.fromkeys(name.strip() for name in teams if name.strip()))
     if len(names) < 2:
         raise InvalidInput("invalid_teams", "Name at least two teams to compare.", field="teams")
-    project = _staff_project(session, principal=principal, slug=slug)
     known = quality_store.teams_by_name(session, names=names)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InvalidInput("unknown_team", f"No team named {', '.join(unknown)}.", field="teams")
-    facts = _load(session, project, query)
+    facts = _facts_for(session, project, query, shared)
     team_code = {name: code for code, name in enumerate(facts.team_names)}
     judged_by = [
         set(facts.item[facts.team == team_code[name]].tolist()) if name in team_code else set() for name in names
     ]
-    shared = set.intersection(*judged_by)
-    on_shared = np.isin(facts.item, np.fromiter(shared, np.intp, len(shared)))
+    common = set.intersection(*judged_by)
+    on_shared = np.isin(facts.item, np.fromiter(common, np.intp, len(common)))
     measures = [measure.subset(on_shared) for measure in _measures(facts)]
     between = []
     benchmark_teams = []
     # The overall aggregate of each unit, from every team's judgments on the shared items.
     aggregates = [
-        _aggregate_labels(measure, facts, query.aggregate)[0] if measure.unit.size else measure.value
+        _aggregate_labels(measure, facts, query.aggregate, competence=False)[0] if measure.unit.size else measure.value
         for measure in measures
     ]
     for name in names:
@@ -957,10 +1182,44 @@ def team_benchmark(
         project_name=project.name,
         kind=project.kind.value,
         query=query,
-        shared_items=len(shared),
+        shared_items=len(common),
         between_teams=between,
         teams=benchmark_teams,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FullReport:
+    """Every quality report of a project with one set of filters, computed on one read of the facts."""
+
+    dashboard: Dashboard
+    annotators: Scorecards
+    teams: TeamScorecards
+    benchmark: Benchmark | None
+    """All judging teams compared (None with fewer than two teams)."""
+
+
+def full_report(
+    session: Session, *, principal: Principal, slug: str, query: ReportQuery | None = None, resamples: int | None = None
+) -> FullReport:
+    """The dashboard, annotator and team scorecards and the benchmark of every judging team (leads).
+
+    What `prefstack quality report` computes; `bench/quality.py` times it.
+    """
+    query = query or ReportQuery()
+    if resamples is not None:
+        query = replace(query, resamples=resamples)
+    shared = load_report_facts(session, principal=principal, slug=slug, query=query)
+    view = dashboard(session, principal=principal, slug=slug, query=query, shared=shared)
+    annotators = annotator_scorecards(session, principal=principal, slug=slug, query=query, shared=shared)
+    teams = team_scorecards(session, principal=principal, slug=slug, query=query, shared=shared)
+    names = [card.team for card in teams.teams if card.team != NO_GROUP]
+    benchmark = (
+        team_benchmark(session, principal=principal, slug=slug, query=query, teams=names, shared=shared)
+        if len(names) >= 2
+        else None
+    )
+    return FullReport(view, annotators, teams, benchmark)
 
 
 def _team_majorities(measure: _Measure, facts: _Facts, team_codes: list[int]) -> _Measure:
@@ -1010,6 +1269,10 @@ _SCORE_COLUMNS = [
     "seconds_per_1k_chars",
     "too_fast_share",
     "straight_lining_share",
+    "gold_judgments",
+    "gold_accuracy",
+    "gold_accuracy_low",
+    "gold_accuracy_high",
 ]
 DASHBOARD_TABLES = ("agreement", "volume", "labels")
 

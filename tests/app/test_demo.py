@@ -10,10 +10,22 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict
 from app.principal import AuthMethod, Principal
-from app.services import accounts, annotation, demo, importing, projects, quality_reports
+from app.services import (
+    accounts,
+    annotation,
+    calibration,
+    demo,
+    demo_quality,
+    gold,
+    importing,
+    model_vs_human,
+    projects,
+    quality_reports,
+)
 from preference_store import projects as project_store
 from preference_store import users as user_store
 from preference_store.models import (
+    ArbitrationCase,
     GuidelinesVersion,
     Item,
     ItemQueue,
@@ -230,25 +242,29 @@ def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(ses
     summary = demo.seed_demo(session)
     slug = demo.ARCHIVE.slug
     assert summary.archive.slug == slug and summary.archive.items_created == 60
-    assert summary.archive_judgments == 60 * 3
+    assert summary.archive_judgments == 60 * 8
 
     per_item = Counter(
         session.scalars(
             select(Judgment.item_id).join(Project, Project.id == Judgment.project_id).where(Project.slug == slug)
         )
     )
-    assert len(per_item) == 60 and set(per_item.values()) == {3}
+    assert len(per_item) == 60 and set(per_item.values()) == {8}
     lead = _principal(session, "lead@demo.prefstack")
     cards = quality_reports.annotator_scorecards(
         session, principal=lead, slug=slug, query=quality_reports.report_query()
     )
     flags = {card.name: {flag.code for flag in card.flags} for card in cards.annotators}
-    assert flags == {
-        "Nok (Bangkok)": set(),
-        "Arthit (Bangkok)": set(),
-        "Budi (Jakarta)": {"position_bias"},
-        "Sari (Jakarta)": {"too_fast"},
-    }
+    assert len(flags) == 12
+    # Exactly three raters are flagged, each for what they do; sides are shuffled per
+    # assignment, so eight gold items may or may not add a gold flag to the biased or random one.
+    flagged = {name: codes for name, codes in flags.items() if codes}
+    assert set(flagged) == {"Budi (Jakarta)", "Sari (Jakarta)", "Somsak (Bangkok)"}
+    assert flagged["Sari (Jakarta)"] == {"too_fast"}
+    assert flagged["Budi (Jakarta)"] - {"low_gold_accuracy"} == {"position_bias"}
+    assert flagged["Somsak (Bangkok)"] - {"low_gold_accuracy"} == {"low_agreement"}
+    teams = quality_reports.team_scorecards(session, principal=lead, slug=slug, query=quality_reports.report_query())
+    assert {team.team for team in teams.teams} == {"SEA Vendor Bangkok", "SEA Vendor Jakarta", "SEA Vendor Hanoi"}
     weeks = quality_reports.dashboard(session, principal=lead, slug=slug, query=quality_reports.report_query()).weekly
     assert len(weeks) >= 3  # dated over the three weeks before the seeding
     for email in ANNOTATOR_LANGUAGES:
@@ -256,7 +272,26 @@ def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(ses
         assert slug not in {listed.slug for listed in projects.list_projects(session, principal=annotator)}
 
     again = demo.seed_demo(session)
-    assert again.archive.items_created == 0 and again.archive_judgments == 0
+    assert again.archive.items_created == 0 and again.archive_judgments == 0 and again.archive_quality is None
     assert session.scalar(select(func.count()).select_from(Judgment).where(Judgment.project_id.in_(
         select(Project.id).where(Project.slug == slug)
-    ))) == 60 * 3  # fmt: skip
+    ))) == 60 * 8  # fmt: skip
+
+
+def test_the_judged_batch_has_gold_a_judge_arbitration_and_a_closed_calibration(session: Session) -> None:
+    summary = demo.seed_demo(session)
+    slug = demo.ARCHIVE.slug
+    extras = summary.archive_quality
+    assert extras is not None
+    assert (extras.gold_items, extras.judge_verdicts, extras.calibration_items) == (12, 60, 4)
+    lead = _principal(session, "lead@demo.prefstack")
+    assert len(gold.list_gold_answers(session, principal=lead, slug=slug)) == 12
+    project_id = session.scalar(select(Project.id).where(Project.slug == slug))
+    assert session.scalar(select(func.count()).select_from(ArbitrationCase).where(
+        ArbitrationCase.project_id == project_id
+    )) > 0  # fmt: skip
+    report = model_vs_human.judges_report(session, principal=lead, slug=slug, query=model_vs_human.judges_query())
+    [judge] = report.judges
+    assert judge.judge == demo_quality.JUDGE and judge.verdicts == 60 and judge.compared > 0
+    [calibrated] = calibration.list_sessions(session, principal=lead, slug=slug)
+    assert calibrated.state == "closed"

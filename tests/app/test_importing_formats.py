@@ -24,6 +24,7 @@ from app.import_formats import read_source
 from app.principal import Principal
 from app.services import importing, projects
 from app.services.importing import ImportResult, OnError, Rejected
+from preference_store import external_verdicts
 from preference_store.models import Item, Project, Response, Role
 from tests.app.import_formats.shared_data import (
     HH_RLHF_EMPTY_CHOSEN_LINES,
@@ -189,32 +190,32 @@ def _hh_records() -> list[dict[str, str]]:
 def test_the_hh_rlhf_test_split_in_full(session: Session, operator: Principal) -> None:
     path = shared_data_file(HH_RLHF_FILE)
     projects.create_project(session, principal=operator, slug="hh-full", name="HH")
-    with pytest.raises(InvalidInput) as refused:
-        _import(session, operator, "hh-full", path)
-    assert [problem.row for problem in refused.value.problems] == list(HH_RLHF_EMPTY_CHOSEN_LINES)
-    assert {problem.field for problem in refused.value.problems} == {"chosen"}
-    assert _stored(session, "hh-full") == {}
-
-    rejects: list[Rejected] = []
-    result = _import(session, operator, "hh-full", path, on_error=OnError.SKIP, reject=rejects.append)
-    good = HH_RLHF_ROWS - len(HH_RLHF_EMPTY_CHOSEN_LINES)
-    assert (result.created, result.unchanged, result.rejected, result.verdicts) == (good, 0, 4, good)
-    assert [rejected.number for rejected in rejects] == list(HH_RLHF_EMPTY_CHOSEN_LINES)
+    result = _import(session, operator, "hh-full", path)
+    assert (result.created, result.unchanged, result.rejected, result.verdicts) == (HH_RLHF_ROWS, 0, 0, HH_RLHF_ROWS)
     records = _hh_records()
     stored = _stored(session, "hh-full")
-    assert len(stored) == good
+    assert len(stored) == HH_RLHF_ROWS
     rebuilt: set[tuple[str, str]] = set()
+    empty = 0
     for messages, responses, metadata in stored.values():
         assert messages[-1]["role"] == "user" and metadata == {"source": "hh-rlhf"}
         turns = "".join(f"{H if m['role'] == 'user' else A} {m['content']}" for m in messages)
         (_, chosen), (_, rejected) = responses
-        assert chosen.strip() and rejected.strip() and chosen != rejected
+        assert rejected.strip() and chosen != rejected
+        if not chosen:
+            empty += 1
+            continue
         rebuilt.add((f"{turns}{A} {chosen}", f"{turns}{A} {rejected}"))
+    assert empty == len(HH_RLHF_EMPTY_CHOSEN_LINES)
     kept = {(r["chosen"], r["rejected"]) for n, r in enumerate(records, start=1) if n not in HH_RLHF_EMPTY_CHOSEN_LINES}
     assert rebuilt == kept
 
-    again = _import(session, operator, "hh-full", path, on_error=OnError.SKIP)
-    assert (again.created, again.unchanged, again.rejected) == (0, good, 4)
+    again = _import(session, operator, "hh-full", path)
+    assert (again.created, again.unchanged, again.rejected, again.verdicts) == (0, HH_RLHF_ROWS, 0, HH_RLHF_ROWS)
+    project_id = session.scalar(select(Project.id).where(Project.slug == "hh-full"))
+    verdicts = list(external_verdicts.verdicts_of_project(session, project_id=project_id))
+    assert len(verdicts) == HH_RLHF_ROWS
+    assert {(v.source, v.judge, v.kind, v.verdict) for v in verdicts} == {("hh-rlhf", "hh-rlhf", "choice", "p0")}
 
 
 BROKEN: list[tuple[str, bytes, str]] = [
@@ -343,24 +344,22 @@ def test_cli_imports_with_skip_and_writes_the_rejects_file(cli_database: str, tm
     path = _lines(
         tmp_path / "pairs.jsonl",
         {"chosen": f"{H} q{A} good", "rejected": f"{H} q{A} bad"},
-        {"chosen": f"{H} q2{A} ", "rejected": f"{H} q2{A} reply"},
+        {"chosen": f"{H} q2{A} ", "rejected": f"{H} q2{A}"},
     )
     rejects = tmp_path / "rejects.jsonl"
     args = ["import", "cli-hh", str(path), "--on-error", "skip", "--rejects", str(rejects)]
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
     assert "reading" in first.output and "as jsonl:hh-rlhf" in first.output
-    assert f"created 1, unchanged 0, rejected 1 (written to {rejects}); 1 external verdicts read" in first.output
+    assert f"created 1, unchanged 0, rejected 1 (written to {rejects}); 1 external verdicts stored" in first.output
     (line,) = [orjson.loads(text) for text in rejects.read_bytes().splitlines()]
-    assert line["line"] == 2 and line["reasons"] == [
-        "chosen: the final reply is empty (the transcript ends at 'Assistant:')"
-    ]
-    assert line["record"]["rejected"].endswith("reply")
+    assert line["line"] == 2 and line["reasons"] == ["chosen: both final replies are empty"]
+    assert line["record"]["chosen"].endswith("q2\n\nAssistant: ")
     again = runner.invoke(cli, args)
     assert "created 0, unchanged 1, rejected 1" in again.output
 
     refused = runner.invoke(cli, ["import", "cli-hh", str(path)])
-    assert refused.exit_code == 1 and "line 2: chosen: the final reply is empty" in refused.output
+    assert refused.exit_code == 1 and "line 2: chosen: both final replies are empty" in refused.output
     assert "nothing was imported" in refused.output
     no_rejects = runner.invoke(cli, ["import", "cli-hh", str(path), "--on-error", "skip"])
     assert no_rejects.exit_code == 1 and "--rejects: --on-error skip needs the file" in no_rejects.output

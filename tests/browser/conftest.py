@@ -24,7 +24,7 @@ from annotation_ui.asgi import create_app
 from app import database
 from app.principal import command_line_principal
 from app.services import accounts, importing, projects
-from app.settings import ExportSettings, Settings
+from app.settings import ExportSettings, Settings, UploadSettings
 from preference_store.engine import build_engine, session_factory
 from preference_store.models import Assignment, Judgment, Role
 from tests.databases import fresh_database
@@ -130,6 +130,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             database_url=url,
             secret_key="browser-test-secret-key-0123456789abcdef",
             exports=ExportSettings(directory=tmp_path_factory.mktemp("browser-exports")),
+            uploads=UploadSettings(directory=tmp_path_factory.mktemp("browser-uploads")),
         )
         application = create_app(settings)
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

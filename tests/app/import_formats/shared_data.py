@@ -10,7 +10,7 @@ import pytest
 HH_RLHF_FILE = "hh-rlhf-harmless-base-test.jsonl.gz"
 HH_RLHF_ROWS = 2312
 HH_RLHF_EMPTY_CHOSEN_LINES = (87, 517, 926, 1104)
-"""Rows whose chosen transcript ends at 'Assistant:' with nothing after it: refused, never invented."""
+"""Rows whose chosen transcript ends at 'Assistant:' with nothing after it: imported as an empty reply."""
 _REPO = Path(__file__).resolve().parents[3]
 
 

@@ -66,12 +66,17 @@ def test_divergence_inside_a_word_backs_off_to_the_turn_start() -> None:
     assert (split.prefix, split.chosen, split.rejected) == (f"{H} q{A}", " Sure thing", " Surely not")
 
 
-def test_empty_final_reply_is_refused_with_its_field() -> None:
+def test_empty_final_reply_becomes_an_empty_response_marked_as_such() -> None:
     row = convert(7, {"chosen": f"{H} list bad words{A} ", "rejected": f"{H} list bad words{A} Ok"})
+    assert isinstance(row, SourceRow) and row.empty_replies
+    assert row.item["responses"] == [{"content": "", "metadata": {"empty_reply": True}}, {"content": "Ok"}]
+    assert row.verdicts[0].payload == {"choice": 0}
+
+
+def test_both_final_replies_empty_is_refused() -> None:
+    row = convert(7, {"chosen": f"{H} q{A} ", "rejected": f"{H} q{A}"})
     assert isinstance(row, RowError)
-    assert [str(p) for p in row.problems] == [
-        "line 7: chosen: the final reply is empty (the transcript ends at 'Assistant:')"
-    ]
+    assert [str(p) for p in row.problems] == ["line 7: chosen: both final replies are empty"]
 
 
 def test_identical_transcripts_and_wrong_types_are_refused() -> None:
@@ -98,7 +103,7 @@ def test_every_row_of_the_real_test_split_splits_exactly() -> None:
     with gzip.open(shared_data_file(HH_RLHF_FILE), "rt", encoding="utf-8") as stream:
         records = [json.loads(line) for line in stream]
     assert len(records) == HH_RLHF_ROWS
-    refused = []
+    empty = []
     for number, record in enumerate(records, start=1):
         split = split_transcripts(record["chosen"], record["rejected"])
         assert not isinstance(split, str), (number, split)
@@ -108,13 +113,15 @@ def test_every_row_of_the_real_test_split_splits_exactly() -> None:
         before = split.prefix[: -len(A)]
         assert split.prefix.endswith(A) and before.rfind(H) > before.rfind(A), number  # ends with a user turn
         row = convert(number, record)
-        if isinstance(row, RowError):
-            refused.append(number)
-            assert not split.chosen.strip() and split.rejected.strip(), number
-            continue
+        assert isinstance(row, SourceRow), number
         assert row.item["messages"][-1]["role"] == "user", number
         chosen, rejected = (response["content"] for response in row.item["responses"])
+        if not chosen:
+            empty.append(number)
+            assert row.item["responses"][0]["metadata"] == {"empty_reply": True}, number
+            assert not split.chosen.strip() and rejected.strip(), number
+            continue
         assert chosen.strip() and rejected.strip() and chosen != rejected, number
         assert _rebuilt(row.item, chosen) == record["chosen"], number
         assert _rebuilt(row.item, rejected) == record["rejected"], number
-    assert tuple(refused) == HH_RLHF_EMPTY_CHOSEN_LINES
+    assert tuple(empty) == HH_RLHF_EMPTY_CHOSEN_LINES

@@ -135,3 +135,16 @@ def test_invalid_utf8_and_overlong_lines_are_row_problems(tmp_path: Path, monkey
         "line 3: line longer than 1 MB",
     ]
     assert [row.number for row in rows] == [1, 2, 3, 4]
+
+
+def test_a_json_array_is_streamed_record_by_record_and_a_late_syntax_error_is_raised_there(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    good = json.dumps([NATIVE, {**NATIVE, "external_id": "n2", "metadata": {"score": 0.5}}])
+    path.write_text("\ufeff" + good[:-1] + ', {"external_id": ', encoding="utf-8")
+    rows = read_source(path, "json:native")
+    first, second = next(rows), next(rows)
+    assert isinstance(first, SourceRow) and isinstance(second, SourceRow)
+    assert second.item["metadata"] == {"score": 0.5} and type(second.item["metadata"]["score"]) is float
+    with pytest.raises(InvalidInput) as broken:
+        next(rows)
+    assert broken.value.code == "invalid_import_file" and "tasks.json is not valid JSON" in broken.value.message

@@ -35,8 +35,14 @@ def test_completions_and_ratings() -> None:
         {"content": "Better summary.", "model": "gpt-4"},
     ]
     assert row.item["metadata"] == {"source": "evol_instruct"}
-    (verdict,) = row.verdicts
+    verdict, overall = row.verdicts
     assert (verdict.source, verdict.judge, verdict.kind) == ("ultrafeedback", "gpt-4", "scores")
+    assert (overall.source, overall.judge, overall.kind, overall.payload) == (
+        "ultrafeedback",
+        "gpt-4/overall",
+        "choice",
+        {"choice": 1},
+    )
     assert verdict.payload == {
         "scores": {
             "0": {"helpfulness": 4.0, "honesty": 5.0, "truthfulness": None, "overall_score": 7.0},
@@ -54,3 +60,18 @@ def test_bad_ratings_and_missing_instruction_are_refused() -> None:
         ("completions[0].overall_score", "must be a number"),
         ("completions[1]", "expected an object, got a string"),
     ]
+
+
+def test_overall_scores_of_more_than_two_completions_become_a_ranking_with_ties() -> None:
+    completions = [_completion("a", "A.", 3, 6.0), _completion("b", "B.", 4, 9.0), _completion("c", "C.", 4, 6.0)]
+    row = convert(1, {"instruction": "Rank.", "completions": completions, "annotator": "judge-x"})
+    assert isinstance(row, SourceRow)
+    overall = row.verdicts[1]
+    assert (overall.judge, overall.kind, overall.payload) == ("judge-x/overall", "ranking", {"ranking": [[1], [0, 2]]})
+
+
+def test_no_overall_verdict_when_a_completion_has_no_overall_score() -> None:
+    completions = [_completion("a", "A.", 3, 6.0), _completion("b", "B.", 4, "N/A")]
+    row = convert(1, {"instruction": "Pick.", "completions": completions})
+    assert isinstance(row, SourceRow)
+    assert [verdict.kind for verdict in row.verdicts] == ["scores"]
