@@ -51,7 +51,7 @@ HISTORY_RATERS = (
     HistoryRater(
         "somsak.history@demo.prefstack", "Somsak (Bangkok)", "SEA Vendor Bangkok", 0.5, 0.0, (12.0, 40.0), random=True
     ),
-    HistoryRater("budi.history@demo.prefstack", "Budi (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.8, (10.0, 30.0)),
+    HistoryRater("budi.history@demo.prefstack", "Budi (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.95, (10.0, 30.0)),
     HistoryRater("dewi.history@demo.prefstack", "Dewi (Jakarta)", "SEA Vendor Jakarta", 0.9, 0.0, (18.0, 50.0)),
     HistoryRater("agus.history@demo.prefstack", "Agus (Jakarta)", "SEA Vendor Jakarta", 0.87, 0.0, (15.0, 40.0)),
     HistoryRater("sari.history@demo.prefstack", "Sari (Jakarta)", "SEA Vendor Jakarta", 0.85, 0.0, (1.2, 2.6)),

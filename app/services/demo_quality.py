@@ -37,6 +37,7 @@ class ArchiveQuality:
     gold_items: int
     judge_verdicts: int
     arbitration_cases: int
+    """Open cases: opened as the batch was judged, or by the scan after gold was set."""
     calibration_items: int
 
 
@@ -54,11 +55,12 @@ def seed_archive_quality(session: Session, *, operator: Principal, slug: str, it
     verdicts = importing.import_verdicts(
         session, principal=operator, slug=slug, rows=enumerate(_judge_rows(answers), start=1), default_source="demo"
     )
-    scanned = arbitration.scan_project(session, principal=operator, slug=slug)
+    arbitration.scan_project(session, principal=operator, slug=slug)
+    queue = arbitration.list_queue(session, principal=operator, slug=slug, filters=arbitration.case_filters())
     calibrated = _calibration(
         session, operator=operator, slug=slug, contents=contents, answers=answers, gold_ids=set(gold_ids)
     )
-    return ArchiveQuality(len(gold_rows), verdicts.stored, scanned.opened, calibrated)
+    return ArchiveQuality(len(gold_rows), verdicts.stored, queue.counts.get("open", 0), calibrated)
 
 
 def _contents(items_file: Path) -> dict[str, list[str]]:

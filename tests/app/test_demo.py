@@ -256,12 +256,14 @@ def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(ses
     )
     flags = {card.name: {flag.code for flag in card.flags} for card in cards.annotators}
     assert len(flags) == 12
-    # Exactly three raters are flagged, each for what they do; sides are shuffled per
-    # assignment, so eight gold items may or may not add a gold flag to the biased or random one.
+    # Exactly three raters are flagged, each for what they do. Sides are shuffled per
+    # assignment, so the biased rater, who mostly ignores the content, may also agree too
+    # little, and eight gold items may or may not add a gold flag to the biased or random one.
     flagged = {name: codes for name, codes in flags.items() if codes}
     assert set(flagged) == {"Budi (Jakarta)", "Sari (Jakarta)", "Somsak (Bangkok)"}
     assert flagged["Sari (Jakarta)"] == {"too_fast"}
-    assert flagged["Budi (Jakarta)"] - {"low_gold_accuracy"} == {"position_bias"}
+    assert "position_bias" in flagged["Budi (Jakarta)"]
+    assert flagged["Budi (Jakarta)"] <= {"position_bias", "low_agreement", "low_gold_accuracy"}
     assert flagged["Somsak (Bangkok)"] - {"low_gold_accuracy"} == {"low_agreement"}
     teams = quality_reports.team_scorecards(session, principal=lead, slug=slug, query=quality_reports.report_query())
     assert {team.team for team in teams.teams} == {"SEA Vendor Bangkok", "SEA Vendor Jakarta", "SEA Vendor Hanoi"}
