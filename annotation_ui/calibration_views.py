@@ -11,14 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from annotation_ui.forms import time_spent, verdict_from_form
 from annotation_ui.messages import error_text
 from annotation_ui.rendering import is_htmx, render
-from annotation_ui.task_views import (
-    FormFields,
-    FormState,
-    _form_state,
-    _kind_assets,
-    _single,
-    _values_of_verdict,
-)
+from annotation_ui.task_form import FormFields, FormState, form_state, kind_assets, single, values_of_verdict
 from app.deps import CurrentPrincipal, DbSession
 from app.errors import InvalidInput, PrefstackError
 from app.principal import Principal
@@ -216,7 +209,7 @@ def _workbench(
     **context: Any,
 ) -> Response:
     """The calibration task page: the form refilled from what was sent (after a 422) or from the stored answer."""
-    state = state or FormState(values=_values_of_verdict(stored) if stored else {})
+    state = state or FormState(values=values_of_verdict(stored) if stored else {})
     return render(
         request,
         "calibration_task.html",
@@ -228,7 +221,7 @@ def _workbench(
             "problems": state.problems,
             "problem_messages": state.messages,
             "values": state.values,
-            "kind_assets": _kind_assets(project.kind.value),
+            "kind_assets": kind_assets(project.kind.value),
             **context,
         },
         block=block,
@@ -284,7 +277,7 @@ def agree(
     principal: CurrentPrincipal,
     fields: FormFields,
 ) -> Response:
-    note = _single(fields, "note") or ""
+    note = single(fields, "note") or ""
     try:
         calibration.agree(
             session,
@@ -297,7 +290,7 @@ def agree(
         )
     except InvalidInput as error:
         session.rollback()
-        state = _form_state(request, error, [(name, value) for name, value in fields if name != "note"])
+        state = form_state(request, error, [(name, value) for name, value in fields if name != "note"])
         return _agree_page(
             request, slug, session_id, item_id, session, principal, state=state, note=note, status_code=422
         )
@@ -368,11 +361,11 @@ def answer(
             session_id=session_id,
             calibration_item_id=item_id,
             submitted=verdict_from_form(fields),
-            time_spent_ms=time_spent(_single(fields, "time_spent_ms")),
+            time_spent_ms=time_spent(single(fields, "time_spent_ms")),
         )
     except InvalidInput as error:
         session.rollback()
-        state = _form_state(request, error, fields)
+        state = form_state(request, error, fields)
         return _task_page(request, slug, session_id, session, principal, item_id, state=state, status_code=422)
     if not is_htmx(request):
         target = f"{_base(slug)}/{session_id}/task"

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from annotation_ui import i18n
-from annotation_ui.forms import ranking_text, time_spent, verdict_from_form
-from annotation_ui.messages import error_text, problem_message
-from annotation_ui.rendering import STATIC_DIR, is_htmx, render
+from annotation_ui.forms import time_spent, verdict_from_form
+from annotation_ui.messages import error_text
+from annotation_ui.rendering import is_htmx, render
+from annotation_ui.task_form import FormFields, FormState, form_state, kind_assets, single, values_of_verdict
 from app.deps import Context, CurrentPrincipal, DbSession
-from app.errors import InvalidInput, PrefstackError, Problem
+from app.errors import InvalidInput
 from app.principal import Principal
 from app.services import annotation, gold, progress, projects, qualification, revisions
-from app.services.project_options import scale_key
 
 if TYPE_CHECKING:
     from preference_store.projects import ProjectRow
@@ -33,15 +31,6 @@ def annotate_page(
     return _task_page(request, slug, session, context, principal)
 
 
-async def _form_fields(request: Request) -> list[tuple[str, str]]:
-    # Field names are dynamic (`labels.B`, `score.A.accuracy`), so the form is read whole;
-    # Starlette parses it once per request (the CSRF check has usually read it already).
-    form = await request.form()
-    return [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-
-
-FormFields = Annotated[list[tuple[str, str]], Depends(_form_fields)]
-NOT_VERDICT_FIELDS = frozenset({"csrf_token", "time_spent_ms"})
 SKIP_REASONS = (
     ("language", "Not my language"),
     ("disturbing", "Too disturbing to judge"),
@@ -60,70 +49,6 @@ class Revising:
     judgment_id: int
     revision: int
     external_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FormState:
-    """What a re-rendered form shows: the message, the invalid fields and the values sent."""
-
-    error: str | None = None
-    problems: list[str] = field(default_factory=list)
-    messages: dict[str, str] = field(default_factory=dict)
-    values: dict[str, list[str]] = field(default_factory=dict)
-
-
-def _form_state(request: Request, error: PrefstackError, fields: list[tuple[str, str]]) -> FormState:
-    """The 422 state: every invalid field by its service name and its form field name."""
-    with i18n.activate(i18n.request_language(request)):
-        return _translated_form_state(error, fields)
-
-
-def _translated_form_state(error: PrefstackError, fields: list[tuple[str, str]]) -> FormState:
-    problems: list[str] = []
-    messages: dict[str, str] = {}
-    found = error.problems or [Problem(error.message, field=error.field)]
-    for problem in found:
-        if problem.field is None:
-            continue
-        message = problem_message(problem, code=error.code)
-        names = {problem.field, _form_name(problem.field)}
-        for name in names:
-            if name not in problems:
-                problems.append(name)
-            messages.setdefault(name, message)
-    summary = problem_message(found[0], code=error.code)
-    return FormState(error=summary, problems=problems, messages=messages, values=_values_of(fields))
-
-
-def _form_name(service_field: str) -> str:
-    """`scores.A.accuracy` (as services name it) -> `score.A.accuracy` (the form field)."""
-    return "score." + service_field.removeprefix("scores.") if service_field.startswith("scores.") else service_field
-
-
-def _values_of(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    for name, value in fields:
-        if name not in NOT_VERDICT_FIELDS:
-            values.setdefault(name, []).append(value)
-    return values
-
-
-def _values_of_verdict(shown: dict[str, Any]) -> dict[str, list[str]]:
-    """The form values that submit a stored verdict (in shown labels) again."""
-    values: dict[str, list[str]] = {}
-    for name in ("choice", "strength", "rationale", "rewrite"):
-        if shown.get(name):
-            values[name] = [str(shown[name])]
-    for label, picked in (shown.get("labels") or {}).items():
-        values[f"labels.{label}"] = list(picked)
-    for label, scores in (shown.get("scores") or {}).items():
-        for criterion, value in scores.items():
-            values[f"score.{label}.{criterion}"] = [scale_key(value)]
-    if shown.get("ranking"):
-        values["ranking"] = [ranking_text(shown["ranking"])]
-    if shown.get("all_bad"):
-        values["all_bad"] = ["1"]
-    return values
 
 
 def _task_page(
@@ -193,7 +118,7 @@ def _render_task(
             "values": state.values,
             "revising": revising,
             "cap_reached": cap_reached,
-            "kind_assets": _kind_assets(project.kind.value),
+            "kind_assets": kind_assets(project.kind.value),
             "progress_event": PROGRESS_EVENT,
             **(gold_state or {}),
         },
@@ -201,12 +126,6 @@ def _render_task(
         status_code=status_code,
         headers=headers,
     )
-
-
-@functools.cache
-def _kind_assets(kind: str) -> tuple[str, ...]:
-    """The kind's own script and style sheet, when they exist (pairwise has none)."""
-    return tuple(name for name in (f"{kind}.js", "kinds.css") if kind != "pairwise" and (STATIC_DIR / name).exists())
 
 
 def _progress_headers() -> dict[str, str]:
@@ -229,13 +148,13 @@ def submit(
             principal=principal,
             assignment_id=assignment_id,
             submitted=verdict_from_form(fields),
-            time_spent_ms=time_spent(_single(fields, "time_spent_ms")),
+            time_spent_ms=time_spent(single(fields, "time_spent_ms")),
             cache=context.project_cache,
         )
     except InvalidInput as error:
         session.rollback()
         return _task_page(
-            request, slug, session, context, principal, state=_form_state(request, error, fields), status_code=422
+            request, slug, session, context, principal, state=form_state(request, error, fields), status_code=422
         )
     if stored.gold_feedback:
         if not is_htmx(request):
@@ -265,10 +184,6 @@ def gold_feedback(
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
     project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
     return _render_task(request, project, None, state=FormState(), gold_state={"feedback": feedback})
-
-
-def _single(fields: list[tuple[str, str]], name: str) -> str | None:
-    return next((value for key, value in fields if key == name), None)
 
 
 @router.post("/projects/{slug}/annotate/{assignment_id}/skip", response_class=HTMLResponse)
@@ -341,7 +256,7 @@ def _revision_form(
     """The reopened judgment's form: its stored verdict, or (after a 422) what was just sent."""
     shown, task = revisions.reopen_judgment(session, principal=principal, slug=slug, judgment_id=judgment_id)
     if state is None:
-        state = FormState(values=_values_of_verdict(shown.verdict))
+        state = FormState(values=values_of_verdict(shown.verdict))
     project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
     revising = Revising(judgment_id=judgment_id, revision=shown.revision, external_id=shown.external_id)
     return _render_task(request, project, task, state=state, revising=revising, status_code=status_code)
@@ -364,7 +279,7 @@ def revise(
             principal=principal,
             judgment_id=judgment_id,
             submitted=verdict_from_form(fields),
-            time_spent_ms=time_spent(_single(fields, "time_spent_ms")),
+            time_spent_ms=time_spent(single(fields, "time_spent_ms")),
         )
     except InvalidInput as error:
         session.rollback()
@@ -375,7 +290,7 @@ def revise(
             context,
             principal,
             judgment_id,
-            _form_state(request, error, fields),
+            form_state(request, error, fields),
             status_code=422,
         )
     if not is_htmx(request):

@@ -124,6 +124,12 @@ def log_out(session: DbSession, principal: CurrentPrincipal) -> Response:
     return response
 
 
+@router.get("/favicon.ico")
+def favicon() -> RedirectResponse:
+    """Browsers ask here whatever the pages link: send them to the icon the pages name."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: DbSession, principal: CurrentPrincipal) -> Response:
     return render(

@@ -654,9 +654,12 @@ def quality_report(
         query = quality_reports.report_query(
             judged_from=since, judged_until=until, group_by=group_by, resamples=resamples
         )
-        dashboard = quality_reports.dashboard(session, principal=principal, slug=project, query=query)
-        annotators = quality_reports.annotator_scorecards(session, principal=principal, slug=project, query=query)
-        teams = quality_reports.team_scorecards(session, principal=principal, slug=project, query=query)
+        shared = quality_reports.load_report_facts(session, principal=principal, slug=project, query=query)
+        dashboard = quality_reports.dashboard(session, principal=principal, slug=project, query=query, shared=shared)
+        annotators = quality_reports.annotator_scorecards(
+            session, principal=principal, slug=project, query=query, shared=shared
+        )
+        teams = quality_reports.team_scorecards(session, principal=principal, slug=project, query=query, shared=shared)
         gaps = knowledge_gaps.knowledge_gaps(
             session,
             principal=principal,

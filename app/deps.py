@@ -96,9 +96,7 @@ async def _identify(request: Request, session: Session, context: AppContext) -> 
     if token is not None:
         principal = context.token_cache.get(digest(token))
         if principal is None:
-            principal = await run_in_threadpool(
-                accounts.principal_for_api_token, session, token=token, cache=context.token_cache
-            )
+            principal = await run_in_threadpool(_principal_for_token, session, token, context.token_cache)
         if principal is None:
             raise NotAuthenticated("invalid_token", "This API token is unknown or revoked.")
     else:
@@ -107,6 +105,19 @@ async def _identify(request: Request, session: Session, context: AppContext) -> 
             principal = await run_in_threadpool(accounts.principal_for_session, session, token=cookie)
     request.state.principal = principal
     return principal
+
+
+def _principal_for_token(session: Session, token: str, cache: accounts.TokenCache) -> Principal | None:
+    """A token looked up in the database, its read ended where it ran.
+
+    No session may hold a connection while its request waits for the event loop: a service
+    running inline on the loop (SQLite) would wait for the pool, with every connection held
+    by requests that cannot resume until it returns (a cold start with many annotators).
+    """
+    try:
+        return accounts.principal_for_api_token(session, token=token, cache=cache)
+    finally:
+        session.close()
 
 
 async def require_principal(
@@ -146,6 +157,10 @@ class Call:
                 self.session.info.pop(NOWAIT_SESSION_FLAG, None)
         return await run_in_threadpool(function, *args, **kwargs)
 
+    def close(self) -> None:
+        """End the session (a `hot_call` endpoint's teardown)."""
+        self.session.close()
+
 
 async def authenticated_call(request: Request) -> AsyncIterator[Call]:
     """Session, caller and context as one dependency: the JSON API resolves one, not four."""
@@ -156,6 +171,20 @@ async def authenticated_call(request: Request) -> AsyncIterator[Call]:
         yield Call(session, principal, context)
     finally:
         session.close()
+
+
+async def hot_call(request: Request) -> Call:
+    """`authenticated_call` without teardown, for the annotation loop's endpoints.
+
+    A generator dependency costs FastAPI an exit stack and a shielded cancel scope per
+    request. This one hands over a session that holds no connection yet (a token looked up
+    in the database ends its read where it ran), so a request refused before the endpoint
+    runs leaves nothing open; the endpoint closes the session once it used it (`Call.close`).
+    """
+    context = app_context(request)
+    session = context.sessions()
+    principal = await _authorize(request, await _identify(request, session, context))
+    return Call(session, principal, context)
 
 
 async def check_csrf(request: Request, *, expected: str) -> None:
@@ -173,3 +202,4 @@ async def check_csrf(request: Request, *, expected: str) -> None:
 
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
 ApiCall = Annotated[Call, Depends(authenticated_call)]
+HotCall = Annotated[Call, Depends(hot_call)]

@@ -70,6 +70,28 @@ def request_id_from(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class _RouteMetrics:
+    """The labelled children of the request metrics, looked up once per label values.
+
+    `labels()` validates, joins and locks on every call; the children never change, and
+    routes, methods and statuses are few.
+    """
+
+    def __init__(self) -> None:
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def record(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counted = self._counted.get((method, route, status))
+        if counted is None:
+            counted = self._counted[(method, route, status)] = HTTP_REQUESTS.labels(method, route, str(status))
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self._timed[(method, route)] = HTTP_DURATION.labels(method, route)
+        counted.inc()
+        timed.observe(elapsed)
+
+
 class RequestObserver:
     """Pure ASGI middleware: request id, access log line and metrics for each HTTP request."""
 
@@ -77,6 +99,7 @@ class RequestObserver:
         self.app = app
         self.access_log = access_log
         self.logger = logging.getLogger(_ACCESS_LOGGER)
+        self.metrics = _RouteMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,9 +126,8 @@ class RequestObserver:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
             method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(elapsed)
-            if self.access_log:
+            self.metrics.record(method, route, status, elapsed)
+            if self.access_log and self.logger.isEnabledFor(logging.INFO):
                 self.logger.info(
                     "%s %s %s",
                     method,

@@ -313,6 +313,7 @@ def seed(target: Target, *, batch: int) -> None:
                             "time_spent_ms": ms,
                             "guidelines_version": project.guidelines_version,
                             "verdict": names[code],
+                            "left_position": side,
                             "created_at": moment,
                         }
                         for assignment, item, a, side, code, ms, moment in zip(

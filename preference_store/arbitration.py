@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -112,18 +112,79 @@ def _case_row(row: Any) -> CaseRow:
     return CaseRow(*values)
 
 
+# The submit hook's statements, built once: on the hot path, building and caching a
+# statement per call costs more than running it.
+_Q = cast(Table, ItemQueue.__table__)
+_A = cast(Table, Assignment.__table__)
+_J = cast(Table, Judgment.__table__)
+_G = cast(Table, GoldAnswer.__table__)
+_C = cast(Table, ArbitrationCase.__table__)
+_LIVE_LEASE_ON_ITEM = exists().where(_A.c.item_id == bindparam("item_id"), _A.c.state == AssignmentState.LEASED.value)
+_SLOTS_AND_LIVE_LEASE = select(_Q.c.open_slots, _LIVE_LEASE_ON_ITEM.label("leased")).where(
+    _Q.c.item_id == bindparam("item_id")
+)
+_LOCK_QUEUE_ROW = select(_Q.c.item_id).where(_Q.c.item_id == bindparam("item_id")).with_for_update()
+_ANY_LIVE_LEASE = select(_LIVE_LEASE_ON_ITEM)
+_VOTES_WITH_GOLD_AND_CASE = (
+    select(
+        _J.c.annotator_id,
+        _J.c.verdict,
+        _J.c.payload,
+        _G.c.verdict.label("gold_verdict"),
+        _G.c.accepted_verdicts.label("gold_accepted"),
+        select(_C.c.id)
+        .where(_C.c.project_id == bindparam("project_id"), _C.c.item_id == bindparam("item_id"))
+        .scalar_subquery()
+        .label("case_id"),
+    )
+    .outerjoin(_G, _G.c.item_id == _J.c.item_id)
+    .where(_J.c.project_id == bindparam("project_id"), _J.c.item_id == bindparam("item_id"))
+    .order_by(_J.c.id)
+)
+
+
 def item_is_complete(session: Session, *, item_id: int) -> bool:
     """Whether every slot of the item is taken and no lease on it is live: its last judgment is in.
 
-    One primary-key read while the item has open slots. Otherwise the queue row is locked
-    first, so of two last judgments submitted at once the later sees the other committed.
+    One primary-key read, unless (PostgreSQL) the item is full and a lease on it looked live:
+    that lease may be another last judgment being submitted at this moment, so the queue row
+    is locked and the leases read again; of two such submissions the later waits, then sees
+    the other committed. (Two cannot both see the other's commit, so no case opens twice.)
     """
-    open_slots = session.scalar(select(ItemQueue.open_slots).where(ItemQueue.item_id == item_id))
-    if open_slots is None or open_slots > 0:
+    connection = session.connection()
+    params = {"item_id": item_id}
+    row = connection.execute(_SLOTS_AND_LIVE_LEASE, params).first()
+    if row is None or row.open_slots > 0:
         return False
-    session.execute(select(ItemQueue.item_id).where(ItemQueue.item_id == item_id).with_for_update())
-    live = exists().where(Assignment.item_id == item_id, Assignment.state == AssignmentState.LEASED.value)
-    return not session.scalar(select(live))
+    if not row.leased:
+        return True
+    if connection.dialect.name != "postgresql":
+        return False  # SQLite writes one transaction at a time: what it read stands
+    connection.execute(_LOCK_QUEUE_ROW, params)
+    return not connection.execute(_ANY_LIVE_LEASE, params).scalar()
+
+
+def unsettled_votes(
+    session: Session, *, project_id: int, item_id: int
+) -> tuple[list[ItemVote], set[str] | None] | None:
+    """A judged item's votes (oldest first) and accepted gold verdicts, or None if it has a case.
+
+    One statement, for the submit hook; an item without judgments reads its case apart.
+    """
+    rows = session.connection().execute(_VOTES_WITH_GOLD_AND_CASE, {"project_id": project_id, "item_id": item_id}).all()
+    if not rows:
+        if case_id_for_item(session, project_id=project_id, item_id=item_id) is not None:
+            return None
+        return [], accepted_gold(session, item_id=item_id)
+    first = rows[0]
+    if first.case_id is not None:
+        return None
+    gold = (
+        None
+        if first.gold_verdict is None
+        else {str(first.gold_verdict), *(str(key) for key in first.gold_accepted or [])}
+    )
+    return [ItemVote(int(row.annotator_id), str(row.verdict), dict(row.payload)) for row in rows], gold
 
 
 def item_votes(session: Session, *, project_id: int, item_id: int) -> list[ItemVote]:

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, Text, bindparam, insert, select, text
+from sqlalchemy import Table, Text, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from preference_store.base import utcnow
+from preference_store.engine import WRITE_OPTION
 from preference_store.models import Item, ItemQueue, Response
 from preference_store.queue import queue_language, queue_rank
 
@@ -145,6 +146,8 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         item_ids = _copy_items(session, project_id=project_id, items=items, now=now)
+    elif session.connection().get_execution_options().get(WRITE_OPTION, False):
+        item_ids = _insert_items_with_ids(session, project_id=project_id, items=items, now=now)
     else:
         rows = session.scalars(
             _INSERT_ITEM,
@@ -192,6 +195,19 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
     return list(item_ids)
 
 
+def use_fast_compression(session: Session) -> None:
+    """PostgreSQL: compress long values written by this transaction with lz4 instead of pglz
+    (bulk imports spend much of the server's time compressing responses). Other engines,
+    and servers built without lz4, are left as they are."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if session.scalar(_LZ4_AVAILABLE):
+        session.execute(text("SET LOCAL default_toast_compression = 'lz4'"))
+
+
+_LZ4_AVAILABLE = text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+
+
 def _copy_rows(session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
     """Bulk-insert plain rows through the driver, in the session's transaction: COPY on PostgreSQL,
     executemany on SQLite. Values must already be what the columns store (JSON as text)."""
@@ -210,6 +226,31 @@ def _copy_rows(session: Session, table: Table, columns: tuple[str, ...], rows: I
 def _copy_items(session: Session, *, project_id: int, items: Sequence[NewItem], now: datetime) -> list[int]:
     """PostgreSQL: take the ids from the item sequence, then COPY the rows with them (no RETURNING to parse)."""
     item_ids = sorted(session.scalars(_NEXT_ITEM_IDS, {"n": len(items)}).all())
+    _write_items(session, project_id=project_id, items=items, item_ids=item_ids, now=now)
+    return item_ids
+
+
+def _insert_items_with_ids(session: Session, *, project_id: int, items: Sequence[NewItem], now: datetime) -> list[int]:
+    """SQLite inside a writer transaction (BEGIN IMMEDIATE, so no other connection can insert meanwhile):
+    number the rows from max(id) + 1, as SQLite itself would, and insert them with executemany.
+    INSERT ... RETURNING in parameter order runs one statement per row on SQLite."""
+    first = session.execute(select(func.coalesce(func.max(_I.c.id), 0))).scalar_one() + 1
+    item_ids = list(range(first, first + len(items)))
+    dialect = session.get_bind().dialect
+    stored_time = _I.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    _write_items(
+        session,
+        project_id=project_id,
+        items=items,
+        item_ids=item_ids,
+        now=stored_time(now) if stored_time is not None else now,
+    )
+    return item_ids
+
+
+def _write_items(
+    session: Session, *, project_id: int, items: Sequence[NewItem], item_ids: Sequence[int], now: Any
+) -> None:
     _copy_rows(
         session,
         _I,
@@ -239,7 +280,6 @@ def _copy_items(session: Session, *, project_id: int, items: Sequence[NewItem], 
             for item_id, item in zip(item_ids, items, strict=True)
         ),
     )
-    return item_ids
 
 
 _NEXT_ITEM_IDS = text("SELECT nextval(pg_get_serial_sequence('item', 'id')) FROM generate_series(1, :n)")

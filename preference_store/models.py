@@ -96,6 +96,17 @@ class LoginSession(Base):
     expires_at: Mapped[datetime]
 
 
+class LoginFailure(Base):
+    """A failed login, counted per key (a digest of the email or the client address) by every worker."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_digest_failed_at", "key_digest", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_digest: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API, stored as a SHA-256 hash."""
 
@@ -281,6 +292,8 @@ class Judgment(Base):
 
     The row holds the current version; earlier versions move to `judgment_revision`.
     `verdict` is the decision in a canonical short form, so disagreement is a GROUP BY.
+    `left_position` is the assignment's `shown_order[0]` (the response shown on the left),
+    kept here so quality reports read no assignment; None on rows stored without it.
     """
 
     __tablename__ = "judgment"
@@ -298,6 +311,7 @@ class Judgment(Base):
     time_spent_ms: Mapped[int | None]
     guidelines_version: Mapped[int]
     verdict: Mapped[str] = mapped_column(String(120))
+    left_position: Mapped[int | None]
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revised_at: Mapped[datetime | None]
@@ -612,3 +626,47 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     request_id: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(64))
+
+
+class RepeatAssignment(Base):
+    """An item served again to an annotator who judged it, sides swapped, to measure self-consistency.
+
+    Never an assignment or a judgment: it takes no overlap slot and no reader of judgments sees
+    it. `judgment_id` is the first judgment it repeats. `public_id` is the id the task travels
+    under (URLs, forms, the API): an assignment id of another annotator, so it can never be one
+    of the caller's own and looks like any other. `answer_public_id` is the judgment id the
+    answer was reported under. `payload` and `verdict` (as in `Judgment`) stay NULL until answered.
+    """
+
+    __tablename__ = "repeat_assignment"
+    __table_args__ = (
+        UniqueConstraint("annotator_id", "project_id", "item_id"),
+        UniqueConstraint("annotator_id", "public_id"),
+        Index(
+            "ix_repeat_assignment_live_lease",
+            "annotator_id",
+            "project_id",
+            unique=True,
+            sqlite_where=text("state = 'leased'"),
+            postgresql_where=text("state = 'leased'"),
+        ),
+        Index("ix_repeat_assignment_project_id_state", "project_id", "state"),
+        Index("ix_repeat_assignment_judgment_id", "judgment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgment.id", ondelete="CASCADE"))
+    public_id: Mapped[int]
+    shown_order: Mapped[list[int]] = mapped_column(PortableJSON)
+    state: Mapped[AssignmentState] = mapped_column(_str_enum(AssignmentState, "repeat_assignment_state"))
+    leased_until: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    verdict: Mapped[str | None] = mapped_column(String(120))
+    time_spent_ms: Mapped[int | None]
+    answer_public_id: Mapped[int | None]

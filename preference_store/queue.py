@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -95,7 +96,12 @@ def _routed(queue_rows: Any) -> ColumnElement[bool]:
 class _ClaimStatements:
     reopened: Any
     candidate: Any
+    reopened_then_candidate: Any
+    """Both probes in one statement (SQLite): the first row of either, reopened first."""
+    reopened_skipping: Any
     candidate_skipping: Any
+    reopened_waiting: Any
+    candidate_waiting: Any
 
 
 @functools.cache
@@ -139,7 +145,22 @@ def _claim_statements(routed: bool) -> _ClaimStatements:
         .limit(1)
         .with_for_update(skip_locked=True, of=_Q)
     )
-    return _ClaimStatements(reopened, candidate, candidate_skipping)
+    return _ClaimStatements(
+        reopened=reopened,
+        candidate=candidate,
+        reopened_then_candidate=_first_of(reopened, candidate),
+        reopened_skipping=reopened.with_for_update(skip_locked=True, of=_Q),
+        candidate_skipping=candidate_skipping,
+        reopened_waiting=reopened.with_for_update(of=_Q),
+        candidate_waiting=candidate.with_for_update(of=_Q),
+    )
+
+
+def _first_of(*probes: Any) -> Any:
+    """One statement answering the first row of the first probe that has one (each ends in LIMIT 1)."""
+    turns = [select(literal(turn).label("turn"), probe.subquery()) for turn, probe in enumerate(probes)]
+    combined = union_all(*turns).subquery()
+    return select(combined.c.item_id, combined.c.rank).order_by(combined.c.turn).limit(1)
 
 
 _OPEN_BETWEEN = (
@@ -231,6 +252,7 @@ _INSERT_JUDGMENT = _J.insert().values(
     time_spent_ms=bindparam("time_spent_ms"),
     guidelines_version=bindparam("guidelines_version"),
     verdict=bindparam("verdict"),
+    left_position=bindparam("left_position"),
     created_at=bindparam("now"),
 )
 _JUDGMENT_FOR_ASSIGNMENT = select(_J.c.id, _J.c.payload).where(_J.c.assignment_id == bindparam("assignment_id"))
@@ -286,7 +308,9 @@ def claim_next(
     (one more query); gold leases take no overlap slot and keep the cursor where it is.
     """
     params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
-    live = _run(session, _LIVE_LEASE, params).first()
+    live = (
+        None if _seen_without_lease(session, project_id, annotator_id) else _run(session, _LIVE_LEASE, params).first()
+    )
     if live is not None:
         if live.leased_until > now:
             return Lease(live.id, live.item_id, list(live.shown_order), live.leased_until)
@@ -392,6 +416,20 @@ def _lease_gold(
     return Lease(int(assignment_id), item_id, order, leased_until, None, 0)
 
 
+_SEEN_WITHOUT_LEASE = "prefstack_seen_without_lease"
+
+
+def _seen_without_lease(session: Session, project_id: int, annotator_id: int) -> bool:
+    """Whether release_lapsed found no lease of the annotator in this very transaction.
+
+    Then the claim need not read it again: on SQLite nobody else wrote since (one writer);
+    on PostgreSQL a lease a concurrent request of the annotator made meanwhile is caught by
+    the insert (ON CONFLICT), as it would be after a second read.
+    """
+    seen = session.info.pop(_SEEN_WITHOUT_LEASE, None)
+    return seen is not None and seen[0] is session.get_transaction() and seen[1:] == (project_id, annotator_id)
+
+
 def _run(session: Session, statement: Any, params: dict[str, Any]) -> CursorResult[Any]:
     # Core statements on the session's connection: the ORM's execute path costs more
     # than the statement itself on this hot path.
@@ -407,12 +445,13 @@ def _find_candidate(
 ) -> tuple[_Candidate | None, int | None]:
     """The item to claim, and the rank of the first open item passed over because its row was held."""
     if not lock_rows:
-        return _first_candidate(session, params, statements.reopened, statements.candidate), None
+        row = _run(session, statements.reopened_then_candidate, params).first()
+        return (None if row is None else (int(row.item_id), int(row.rank))), None
     # PostgreSQL: skip rows other claims hold, so claimers spread out instead of queueing on
     # the lowest open item. The same statement reads, without locking, the first open item
     # the cursor walk would have found; when the claim passed it, the caller flags the gap
     # reopened once committed (open_items_between, mark_reopened), so no cursor strands it.
-    row = _run(session, statements.reopened.with_for_update(skip_locked=True, of=_Q), params).first()
+    row = _run(session, statements.reopened_skipping, params).first()
     if row is not None:
         return (int(row.item_id), int(row.rank)), None
     row = _run(session, statements.candidate_skipping, params).first()
@@ -423,8 +462,8 @@ def _find_candidate(
     # "nothing left". When PostgreSQL's re-check drops the awaited row, LIMIT 1 comes back
     # empty, so look again while any candidate exists.
     for _attempt in range(_CURSOR_RETRIES):
-        for statement in (statements.reopened, statements.candidate):
-            found = _first_locked(session, statement.with_for_update(of=_Q), params)
+        for statement in (statements.reopened_waiting, statements.candidate_waiting):
+            found = _first_locked(session, statement, params)
             if found is not None:
                 return found, None
         if _first_candidate(session, params, statements.reopened, statements.candidate) is None:
@@ -481,18 +520,20 @@ def set_priority(session: Session, *, project_id: int, item_ids: Sequence[int], 
 
 def reopen_passed(session: Session, *, project_id: int, item_ids: Sequence[int]) -> int:
     """Flag new items ranked below some annotator's cursor (imported with a priority) reopened, so they are served."""
-    furthest = select(func.max(_A.c.queue_rank)).where(_A.c.project_id == project_id).scalar_subquery()
+    furthest = _run(session, select(func.max(_A.c.queue_rank)).where(_A.c.project_id == project_id), {}).scalar()
+    if furthest is None:  # nobody has claimed anything yet: no cursor to be behind
+        return 0
     statement = (
         update(_Q)
         .where(
             _Q.c.project_id == project_id,
             _Q.c.item_id.in_(bindparam("ids", expanding=True)),
             _Q.c.open_slots > _ZERO,
-            _Q.c.rank < furthest,
+            _Q.c.rank < bindparam("furthest"),
         )
         .values(is_reopened=True)
     )
-    return int(_run(session, statement, {"ids": list(item_ids)}).rowcount)
+    return int(_run(session, statement, {"ids": list(item_ids), "furthest": furthest}).rowcount)
 
 
 def count_servable(session: Session, *, project_id: int, annotator_id: int, languages: Sequence[str] | None) -> int:
@@ -527,10 +568,14 @@ def release_lapsed(session: Session, *, project_id: int, annotator_id: int, now:
     """Return the slot of the caller's own lease in the project if it ran out; True if it did.
 
     Commit before claim_next: a PostgreSQL claim may wait for a row another claim holds,
-    which must never happen while holding rows itself (deadlock).
+    which must never happen while holding rows itself (deadlock). When the caller holds no
+    lease at all, a claim_next later in the same transaction does not read it again.
     """
     live = _run(session, _LIVE_LEASE, {"project_id": project_id, "annotator_id": annotator_id}).first()
-    if live is None or live.leased_until > now:
+    if live is None:
+        session.info[_SEEN_WITHOUT_LEASE] = (session.get_transaction(), project_id, annotator_id)
+        return False
+    if live.leased_until > now:
         return False
     return _expire(session, assignment_id=live.id, item_id=live.item_id, now=now)
 
@@ -636,6 +681,7 @@ def insert_judgment(
             "time_spent_ms": time_spent_ms,
             "guidelines_version": guidelines_version,
             "verdict": verdict,
+            "left_position": assignment.shown_order[0] if assignment.shown_order else None,
             "now": now,
         },
     )

@@ -8,16 +8,16 @@ disagreements as a set of examples (prompt, responses, both verdicts, votes).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from app.api.quality import FORMATS, table_download
+from app.api.quality import Resamples, TableFormat, TeamFilters, download_format, view_or_download
 from app.api.v1 import ERRORS
 from app.deps import ApiCall
-from app.errors import InvalidInput
 from app.services import leaderboard as leaderboard_service
 from app.services import model_vs_human
 from app.services.leaderboard import LeaderboardQuery
@@ -27,41 +27,21 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["quality"])
 
 
 def leaderboard_query(
-    judged_from: str = "",
-    judged_until: str = "",
-    teams: str = "",
-    language: str = "",
-    market: str = "",
-    category: str = "",
+    filters: Annotated[TeamFilters, Depends()],
     group_by: Annotated[str, Query(description="One leaderboard per language, market or category.")] = "",
-    resamples: Annotated[int | None, Query(description="Bootstrap resamples for the CIs (100-5000).")] = None,
+    resamples: Resamples = None,
     source: Annotated[str, Query(description="Rate an imported judge's verdicts: its source (with judge).")] = "",
     judge: Annotated[str, Query(description="Rate an imported judge's verdicts: its name (with source).")] = "",
     reference: Annotated[str, Query(description="Anchor this model at rating 1000 (else the mean is).")] = "",
 ) -> LeaderboardQuery:
-    """The leaderboard's filters from the query string (comma-separated lists; dates YYYY-MM-DD, inclusive)."""
+    """The leaderboard's filters from the query string."""
     return leaderboard_service.leaderboard_query(
-        judged_from=judged_from,
-        judged_until=judged_until,
-        teams=teams,
-        language=language,
-        market=market,
-        category=category,
-        group_by=group_by,
-        resamples=resamples,
-        source=source,
-        judge=judge,
-        reference=reference,
+        **asdict(filters), group_by=group_by, resamples=resamples, source=source, judge=judge, reference=reference
     )
 
 
 def judges_query(
-    judged_from: str = "",
-    judged_until: str = "",
-    teams: str = "",
-    language: str = "",
-    market: str = "",
-    category: str = "",
+    filters: Annotated[TeamFilters, Depends()],
     min_judgments: Annotated[
         int | None, Query(description="Human judgments an item needs to have an aggregate (default 1).")
     ] = None,
@@ -69,24 +49,11 @@ def judges_query(
     judge: str = "",
 ) -> JudgesQuery:
     """The judges report's filters; `source` and `judge` restrict it to one judge."""
-    return model_vs_human.judges_query(
-        judged_from=judged_from,
-        judged_until=judged_until,
-        teams=teams,
-        language=language,
-        market=market,
-        category=category,
-        min_judgments=min_judgments,
-        source=source,
-        judge=judge,
-    )
+    return model_vs_human.judges_query(**asdict(filters), min_judgments=min_judgments, source=source, judge=judge)
 
 
-def _format(value: str, *extra: str) -> str | None:
-    allowed = (*FORMATS, *extra)
-    if value and value not in allowed:
-        raise InvalidInput("invalid_format", f"format is one of {', '.join(allowed)}.", field="format")
-    return value or None
+def _judges_format(format: str = "") -> str | None:
+    return download_format(format, "jsonl")
 
 
 @router.get("/projects/{slug}/leaderboard", response_model=leaderboard_service.Leaderboard)
@@ -94,15 +61,14 @@ def leaderboard(
     slug: str,
     call: ApiCall,
     query: Annotated[LeaderboardQuery, Depends(leaderboard_query)],
-    format: str = "",
+    file_format: TableFormat,
     table: Annotated[str, Query(description="ratings or win_rate (downloads).")] = "ratings",
 ) -> Any:
     """Leads: Bradley-Terry ratings (ties handled) of the models with 95% bootstrap CIs and the win-rate matrix."""
-    file_format = _format(format)
     view = leaderboard_service.leaderboard(call.session, principal=call.principal, slug=slug, query=query)
-    if file_format is None:
-        return view
-    return table_download(leaderboard_service.leaderboard_table(view, table), file_format, slug=slug)
+    return view_or_download(
+        view, lambda shown: leaderboard_service.leaderboard_table(shown, table), file_format, slug=slug
+    )
 
 
 @router.get("/projects/{slug}/quality/judges", response_model=model_vs_human.JudgesView)
@@ -110,11 +76,10 @@ def judges(
     slug: str,
     call: ApiCall,
     query: Annotated[JudgesQuery, Depends(judges_query)],
-    format: str = "",
+    file_format: Annotated[str | None, Depends(_judges_format)],
     table: Annotated[str, Query(description="agreement, disagreements or confusion (downloads).")] = "agreement",
 ) -> Any:
     """Leads: each imported judge against the human majority: agreement with CI, kappa, confusion, disagreements."""
-    file_format = _format(format, "jsonl")
     if file_format == "jsonl":
         examples = list(
             model_vs_human.disagreement_examples(call.session, principal=call.principal, slug=slug, query=query)
@@ -129,9 +94,7 @@ def judges(
         )
     limit = None if file_format else model_vs_human.DISAGREEMENTS_SHOWN
     view = model_vs_human.judges_report(call.session, principal=call.principal, slug=slug, query=query, limit=limit)
-    if file_format is None:
-        return view
-    return table_download(model_vs_human.judges_table(view, table), file_format, slug=slug)
+    return view_or_download(view, lambda shown: model_vs_human.judges_table(shown, table), file_format, slug=slug)
 
 
 def _jsonl(examples: list[dict[str, Any]]) -> Iterator[bytes]:

@@ -33,7 +33,7 @@ from app.api.schemas import (
     TaskOut,
     VerdictsOut,
 )
-from app.deps import ApiCall, Context, CurrentPrincipal, DbSession
+from app.deps import ApiCall, Context, CurrentPrincipal, DbSession, HotCall
 from app.errors import InvalidInput, PrefstackError
 from app.services import annotation, exporting, importing, progress, projects, revisions
 from app.services.annotation import Task
@@ -261,16 +261,19 @@ def task_json(task: Task) -> bytes:
         },
     },
 )
-async def next_task(slug: str, call: ApiCall) -> Response:
+async def next_task(slug: str, call: HotCall) -> Response:
     """Lease the caller's next item (the same one again until it is judged or expires)."""
-    task = await call.run(
-        annotation.next_task,
-        call.session,
-        principal=call.principal,
-        slug=slug,
-        cache=call.context.project_cache,
-        reaper=call.context.lease_reaper,
-    )
+    try:
+        task = await call.run(
+            annotation.next_task,
+            call.session,
+            principal=call.principal,
+            slug=slug,
+            cache=call.context.project_cache,
+            reaper=call.context.lease_reaper,
+        )
+    finally:
+        call.close()
     if task is None:
         return Response(status_code=204)
     return Response(task_json(task), media_type="application/json")
@@ -280,25 +283,24 @@ def _verdict_input(body: JudgmentIn) -> VerdictInput:
     return VerdictInput(**body.model_dump(exclude={"time_spent_ms"}))
 
 
-@router.post("/assignments/{assignment_id}/judgment", tags=["annotation"])
-async def submit_judgment(
-    assignment_id: int,
-    body: JudgmentIn,
-    call: ApiCall,
-    response: Response,
-) -> JudgmentOut:
+@router.post("/assignments/{assignment_id}/judgment", tags=["annotation"], response_model=JudgmentOut)
+async def submit_judgment(assignment_id: int, body: JudgmentIn, call: HotCall) -> Response:
     """Store a judgment; sending the same one again stores nothing new (200, created false)."""
-    stored = await call.run(
-        annotation.submit_judgment,
-        call.session,
-        principal=call.principal,
-        assignment_id=assignment_id,
-        submitted=_verdict_input(body),
-        time_spent_ms=body.time_spent_ms,
-        cache=call.context.project_cache,
-    )
-    response.status_code = 201 if stored.created else 200
-    return JudgmentOut(judgment_id=stored.judgment_id, assignment_id=stored.assignment_id, created=stored.created)
+    try:
+        stored = await call.run(
+            annotation.submit_judgment,
+            call.session,
+            principal=call.principal,
+            assignment_id=assignment_id,
+            submitted=_verdict_input(body),
+            time_spent_ms=body.time_spent_ms,
+            cache=call.context.project_cache,
+        )
+    finally:
+        call.close()
+    # Serialized here: a returned model would be validated and encoded again by FastAPI.
+    answer = {"judgment_id": stored.judgment_id, "assignment_id": stored.assignment_id, "created": stored.created}
+    return Response(orjson.dumps(answer), status_code=201 if stored.created else 200, media_type="application/json")
 
 
 @router.post("/assignments/{assignment_id}/skip", tags=["annotation"], status_code=204)

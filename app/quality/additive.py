@@ -85,6 +85,38 @@ def count_patterns(counts: IntArray) -> tuple[IntArray, IntArray]:
     return patterns, multiplicity.astype(np.int64)
 
 
+def rating_patterns(
+    units: IntArray, values: IntArray, *, n_units: int, n_categories: int, min_ratings: int = 2
+) -> tuple[IntArray, IntArray]:
+    """`count_patterns` of the units x categories count table of long-format ratings, keeping units with
+    at least `min_ratings` ratings, without building the table.
+
+    Each unit's counts become one integer (count of category c as digit c in base "most ratings on a
+    unit + 1"); in any base above the largest count, integer order is `count_patterns`' order, so
+    the patterns come out the same and in the same order.
+    """
+    unit_codes = np.asarray(units, dtype=np.intp)
+    value_codes = np.asarray(values, dtype=np.intp)
+    per_unit = np.bincount(unit_codes, minlength=n_units)
+    base = int(per_unit.max(initial=0)) + 1
+    if unit_codes.size == 0 or n_categories * np.log2(max(base, 2)) >= 52:
+        table = np.bincount(unit_codes * n_categories + value_codes, minlength=n_units * n_categories)
+        table = table.reshape(-1, n_categories)
+        return count_patterns(table[table.sum(axis=1) >= min_ratings])
+    place = base ** np.arange(n_categories, dtype=np.int64)
+    # Sums of distinct powers below 2**52: exact in the float64 weights of bincount.
+    keys = np.bincount(unit_codes, weights=place[value_codes].astype(np.float64), minlength=n_units)
+    kept = keys[per_unit >= min_ratings].astype(np.int64)
+    if base**n_categories <= 4 * kept.size + 1024:
+        multiplicity = np.bincount(kept, minlength=base**n_categories)
+        distinct = np.flatnonzero(multiplicity)
+        multiplicity = multiplicity[distinct]
+    else:
+        distinct, multiplicity = np.unique(kept, return_counts=True)
+    patterns = distinct[:, None] // place[None, :] % base
+    return patterns.astype(np.int64), multiplicity.astype(np.int64)
+
+
 def counts_to_ratings(patterns: IntArray) -> FloatArray:
     """An items x (most ratings) matrix holding, per row, category c `patterns[row, c]` times (NaN after)."""
     table = np.asarray(patterns, dtype=np.int64)

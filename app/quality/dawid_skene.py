@@ -198,8 +198,11 @@ def _expect(priors: FloatArray, confusion: FloatArray, answers: sparse.csr_array
     joint += log_priors[:, None]
     top = joint.max(axis=0)
     top[~np.isfinite(top)] = 0.0
-    weights = np.exp(joint - top)
+    # In place: each step is a pass over classes x items, and new arrays of that size cost as much again.
+    joint -= top
+    weights = np.exp(joint, out=joint)
     totals = weights.sum(axis=0)
     with np.errstate(divide="ignore"):
         normaliser = np.log(totals) + top
-    return weights / totals, float(normaliser.sum())
+    weights /= totals
+    return weights, float(normaliser.sum())

@@ -35,13 +35,15 @@ def vote_counts(items: npt.ArrayLike, labels: npt.ArrayLike, *, n_items: int, n_
 def majority_vote(items: npt.ArrayLike, labels: npt.ArrayLike, *, n_items: int, n_classes: int) -> MajorityVote:
     """The most chosen class per item (item and class codes are 0-based integers)."""
     counts = vote_counts(items, labels, n_items=n_items, n_classes=n_classes)
-    totals = counts.sum(axis=1)
-    winners = counts.argmax(axis=1)
-    top = counts.max(axis=1)
+    # Classes x items: the reductions over a handful of classes then run along contiguous rows.
+    by_class = np.ascontiguousarray(counts.T)
+    totals = by_class.sum(axis=0)
+    winners = by_class.argmax(axis=0)
+    top = by_class.max(axis=0)
     voted = totals > 0
     shares = np.zeros(n_items)
     np.divide(top, totals, out=shares, where=voted)
-    is_tie = voted & ((counts == top[:, None]).sum(axis=1) > 1)
+    is_tie = voted & ((by_class == top).sum(axis=0) > 1)
     return MajorityVote(np.where(voted, winners, -1).astype(np.intp), shares, is_tie, counts)
 
 

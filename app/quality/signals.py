@@ -108,20 +108,17 @@ def seconds_per_thousand_characters(
         raise ValueError("text lengths must be positive")
     rate = seconds / (characters / 1000.0)
     medians = np.full(n_annotators, np.nan)
-    # lexsort((rate, annotator_index)) in two cheaper sorts: by rate, then a stable (radix for
-    # small integers) sort by annotator.
-    by_rate = np.argsort(rate, kind="stable")
-    keys = annotator_index[by_rate]
-    if n_annotators <= np.iinfo(np.int16).max:
-        keys = keys.astype(np.int16)
-    order = by_rate[np.argsort(keys, kind="stable")]
-    sorted_annotators, sorted_rate = annotator_index[order], rate[order]
-    counts = np.bincount(sorted_annotators, minlength=n_annotators)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    has = counts > 0
-    low = starts[has] + (counts[has] - 1) // 2
-    high = starts[has] + counts[has] // 2
-    medians[has] = (sorted_rate[low] + sorted_rate[high]) / 2.0
+    # Group the rates by annotator (a radix sort for small integer keys), then select each
+    # group's middle values in linear time instead of sorting every rate.
+    keys = annotator_index.astype(np.int16) if n_annotators <= np.iinfo(np.int16).max else annotator_index
+    grouped = rate[np.argsort(keys, kind="stable")]
+    counts = np.bincount(annotator_index, minlength=n_annotators)
+    ends = np.cumsum(counts)
+    for annotator in np.flatnonzero(counts).tolist():
+        size = int(counts[annotator])
+        low, high = (size - 1) // 2, size // 2
+        middle = np.partition(grouped[ends[annotator] - size : ends[annotator]], (low, high))
+        medians[annotator] = (middle[low] + middle[high]) / 2.0
     return medians
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from app.errors import Conflict, InvalidInput, NotAuthenticated, TooManyRequests
 from app.principal import AuthMethod, Principal, command_line_principal
 from app.security import digest, hash_password, new_api_token, new_session_token, verify_password
 from app.services import audit
+from preference_store import login_failures as failure_store
 from preference_store import users as user_store
 from preference_store.base import utcnow
 from preference_store.engine import begin_write
@@ -143,34 +143,36 @@ def _existing_user(session: Session, email: str) -> UserRow:
 
 
 class LoginThrottle:
-    """Counts failed logins per key in a sliding minute, in this process."""
+    """Counts failed logins per key (an email, a client address) over a sliding minute.
+
+    The failures are rows in the database, so every worker of a deployment counts them
+    together; keys are stored as SHA-256 digests, never as addresses or emails.
+    """
+
+    WINDOW = timedelta(seconds=60)
+    KEEP = timedelta(hours=1)
 
     def __init__(self, attempts_per_minute: int) -> None:
         self._limit = attempts_per_minute
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def check(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                window = self._failures.get(key)
-                while window and now - window[0] > 60:
-                    window.popleft()
-                if window is not None and len(window) >= self._limit:
-                    raise TooManyRequests(
-                        "too_many_login_attempts", "Too many failed logins. Wait a minute and try again."
-                    )
+    def check(self, session: Session, *keys: str) -> None:
+        since = utcnow() - self.WINDOW
+        counts = failure_store.failures_since(session, key_digests=[digest(key) for key in keys], since=since)
+        if any(count >= self._limit for count in counts.values()):
+            raise TooManyRequests("too_many_login_attempts", "Too many failed logins. Wait a minute and try again.")
 
-    def record_failure(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
+    def record_failure(self, session: Session, *keys: str) -> None:
+        """Store one failure per key in a transaction of its own (the caller's read must be over)."""
+        now = utcnow()
+        begin_write(session)
+        failure_store.record_failures(
+            session, key_digests=[digest(key) for key in keys], now=now, forget_before=now - self.KEEP
+        )
+        session.commit()
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def clear(self, session: Session, key: str) -> None:
+        """Forget a key's failures, inside the caller's write transaction."""
+        failure_store.forget(session, key_digest=digest(key))
 
 
 def log_in(
@@ -185,18 +187,18 @@ def log_in(
     """Check a password and start a browser session."""
     email = email.strip().lower()
     keys = (f"email:{email}", f"client:{client}")
-    throttle.check(*keys)
+    throttle.check(session, *keys)
     user = user_store.get_user_by_email(session, email=email)
     stored_hash = user_store.get_password_hash(session, user_id=user.id) if user else None
     session.rollback()  # end the read before the slow hash check; the write below starts anew
     if not verify_password(password, stored_hash) or user is None or not user.is_active:
-        throttle.record_failure(*keys)
+        throttle.record_failure(session, *keys)
         raise NotAuthenticated("invalid_credentials", "Wrong email or password.", field="password")
-    throttle.clear(keys[0])
     now = utcnow()
     token, csrf = new_session_token(), new_session_token()
     expires_at = now + timedelta(hours=session_hours)
     begin_write(session)
+    throttle.clear(session, keys[0])
     user_store.delete_expired_login_sessions(session, now=now)
     user_store.create_login_session(
         session, user_id=user.id, token_hash=digest(token), csrf_token=csrf, now=now, expires_at=expires_at

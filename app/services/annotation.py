@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.principal import Principal
-from app.services import arbitration, gold, qualification
+from app.services import arbitration, gold, qualification, repeats
 from app.services.projects import (
     PAIRWISE_RESPONSES,
     ProjectAccessCache,
@@ -138,6 +138,16 @@ def next_task(
         begin_write(session)
     if reaper is None or reaper.due(project.id, now):
         _sweep_lapsed(session, project_id=project.id, now=now)
+    repeat = repeats.repeat_lease(session, project=project, annotator_id=principal.id, now=now, allow_new=under_cap)
+    if repeat is not None:
+        return build_task(
+            project,
+            repeat.content,
+            assignment_id=repeat.public_id,
+            shown_order=repeat.shown_order,
+            leased_until=repeat.leased_until,
+            guidelines_version=project.guidelines_version,
+        )
 
     def claim() -> tuple[queue.Lease | None, item_store.ItemContent | None]:
         lease = queue.claim_next(
@@ -273,7 +283,19 @@ def submit_judgment(
     check_time_spent(time_spent_ms)
     now = now or utcnow()
     begin_write(session)
-    assignment = _own_assignment(session, principal=principal, assignment_id=assignment_id)
+    assignment = queue.get_assignment(session, assignment_id=assignment_id)
+    if assignment is None or assignment.annotator_id != principal.id:
+        # Not one of the caller's assignments: a repeat travels under such an id (else NotFound).
+        answer = repeats.submit_repeat(
+            session,
+            principal=principal,
+            public_id=assignment_id,
+            submitted=submitted,
+            time_spent_ms=time_spent_ms,
+            now=now,
+            cache=cache,
+        )
+        return StoredJudgment(answer.judgment_id, assignment_id, created=answer.created)
     project = project_by_id(session, project_id=assignment.project_id, cache=cache)
     if project is None:
         raise NotFound("assignment_not_found", f"No assignment {assignment_id} for you.", field="assignment_id")
@@ -359,18 +381,14 @@ def skip_assignment(
         )
     now = now or utcnow()
     begin_write(session)
-    assignment = _own_assignment(session, principal=principal, assignment_id=assignment_id)
+    assignment = queue.get_assignment(session, assignment_id=assignment_id)
+    if assignment is None or assignment.annotator_id != principal.id:
+        repeats.skip_repeat(session, principal=principal, public_id=assignment_id, reason=reason, now=now)
+        return
     if not queue.skip_lease(session, assignment=assignment, reason=reason, now=now):
         session.rollback()
         raise Conflict("assignment_closed", "Only an item you currently hold can be skipped.", field="assignment_id")
     session.commit()
-
-
-def _own_assignment(session: Session, *, principal: Principal, assignment_id: int) -> queue.AssignmentRow:
-    assignment = queue.get_assignment(session, assignment_id=assignment_id)
-    if assignment is None or assignment.annotator_id != principal.id:
-        raise NotFound("assignment_not_found", f"No assignment {assignment_id} for you.", field="assignment_id")
-    return assignment
 
 
 def check_time_spent(time_spent_ms: int | None) -> None:

@@ -143,16 +143,16 @@ def _settle(
 def after_judgment(session: Session, *, project: ProjectRow, item_id: int, now: datetime) -> Settled | None:
     """The submit hook: when the item's last judgment just came in, open a case or add annotators.
 
-    Cheap when it does nothing: one primary-key read unless every slot of the item is filled.
-    Does not commit (the submission does).
+    Cheap when it does nothing: one primary-key read; one more statement after the item's
+    last judgment. Does not commit (the submission does).
     """
     options = cached_options(project).arbitration
     if not options.active(project.overlap) or not store.item_is_complete(session, item_id=item_id):
         return None
-    if store.case_id_for_item(session, project_id=project.id, item_id=item_id) is not None:
+    unsettled = store.unsettled_votes(session, project_id=project.id, item_id=item_id)
+    if unsettled is None:
         return None
-    votes = store.item_votes(session, project_id=project.id, item_id=item_id)
-    gold = store.accepted_gold(session, item_id=item_id)
+    votes, gold = unsettled
     return _settle(session, project=project, options=options, item_id=item_id, votes=votes, gold=gold, now=now)
 
 

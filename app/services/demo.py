@@ -285,7 +285,13 @@ ARCHIVE = _Spec(
     name="Livestream safety answers, October batch (judged)",
     kind=ProjectKind.PAIRWISE,
     guidelines=DEMO_GUIDELINES,
-    options={"strength": True, "taxonomy": _TAXONOMY, "sensitive_categories": SENSITIVE_CATEGORIES},
+    options={
+        "strength": True,
+        "taxonomy": _TAXONOMY,
+        "sensitive_categories": SENSITIVE_CATEGORIES,
+        # A fifth of the tasks re-serve an item the rater judged, sides swapped: self-consistency.
+        "quality": {"repeat_rate": 0.2, "repeat_after": 8},
+    },
     items=DEMO_DATA / "demo_items.jsonl",
     overlap=8,
 )

@@ -70,6 +70,7 @@ def seed_history(session: Session, *, operator: Principal, slug: str, items: int
     # Every rater takes one task per round; a project of N items at overlap k needs about kN/12 rounds.
     rounds = max(1, (overlap * items + len(raters) - 1) // len(raters))
     stored = 0
+    judged: set[tuple[int, str]] = set()
     for round_number in range(rounds + len(raters)):
         when = start + timedelta(days=HISTORY_DAYS * round_number / rounds, minutes=round_number)
         served = 0
@@ -88,7 +89,10 @@ def seed_history(session: Session, *, operator: Principal, slug: str, items: int
                 time_spent_ms=round(seconds * 1000),
                 now=when + timedelta(seconds=seconds),
             )
-            stored += 1
+            # An item served again (a repeat, for self-consistency) is no new judgment.
+            if (principal.id, task.external_id) not in judged:
+                judged.add((principal.id, task.external_id))
+                stored += 1
         if not served:
             break
     return stored

@@ -20,6 +20,7 @@ from app.principal import Principal
 from app.services import audit
 from app.services.project_options import response_count_range
 from app.services.projects import PAIRWISE_RESPONSES, cached_options, get_project
+from app.services.seen_ids import SeenIds
 from preference_store import external_verdicts as verdict_store
 from preference_store import items as item_store
 from preference_store import queue
@@ -134,6 +135,7 @@ def import_items(
     session.rollback()
     if not dry_run:
         begin_write(session)
+        item_store.use_fast_compression(session)
     # Rows written by this import cannot clash with later ones (in-file duplicates are caught
     # apart), so an empty project needs no lookups, which PostgreSQL would plan on stale statistics.
     run.had_items = item_store.project_has_items(session, project_id=run.project_id)
@@ -215,8 +217,7 @@ class _Import:
         self.rejects: list[Rejected] = []
         self.preview: list[PreviewItem] = []
         self.created = self.unchanged = self.rejected = self.verdicts = 0
-        # hash(external_id) -> line: O(ids) memory, not O(content), for duplicates inside the file
-        self.seen: dict[int, int] = {}
+        self.seen = SeenIds()
         self.batch: list[tuple[int, NewItem, tuple[ExternalVerdict, ...], Any]] = []
         self.had_items = True
 
@@ -245,12 +246,13 @@ class _Import:
             for index, verdict in enumerate(verdicts):
                 problems.extend(verdict_problems(verdict, responses=len(item.responses), row=row.number, index=index))
             key = hash(item.external_id)
-            if key in self.seen:
-                problems.append(Problem(f"duplicate of line {self.seen[key]}", field="external_id", row=row.number))
+            first_line = self.seen.first_line(key)
+            if first_line is not None:
+                problems.append(Problem(f"duplicate of line {first_line}", field="external_id", row=row.number))
         if item is None or problems:
             self.refuse(row.number, problems, row.record)
             return
-        self.seen[key] = row.number
+        self.seen.add(key, row.number)
         if not item.is_sensitive and item.metadata.get("category") in self.sensitive_categories:
             item = replace(item, is_sensitive=True)
         self.batch.append((row.number, item, verdicts, row.record))
@@ -585,7 +587,7 @@ def import_verdicts(
     session.rollback()
     begin_write(session)
     problems: list[Problem] = []
-    seen: set[tuple[str, str, str]] = set()
+    seen = SeenIds()
     batch: list[tuple[int, str, ExternalVerdict]] = []
     stored = 0
     items: set[int] = set()
@@ -616,17 +618,19 @@ def import_verdicts(
             if parsed is None:
                 continue
             external_id, verdict = parsed
-            key = (external_id, verdict.source, verdict.judge)
-            if key in seen:
+            key = hash((external_id, verdict.source, verdict.judge))
+            first_line = seen.first_line(key)
+            if first_line is not None:
                 problems.append(
                     Problem(
-                        f"a second verdict of '{verdict.judge}' ({verdict.source}) for '{external_id}'",
+                        f"a second verdict of '{verdict.judge}' ({verdict.source}) for '{external_id}'"
+                        f" (the first is on line {first_line})",
                         field="judge",
                         row=number,
                     )
                 )
                 continue
-            seen.add(key)
+            seen.add(key, number)
             batch.append((number, external_id, verdict))
             if len(batch) >= INSERT_BATCH:
                 flush()
@@ -635,7 +639,7 @@ def import_verdicts(
     except BaseException:
         session.rollback()
         raise
-    if not problems and not seen:
+    if not problems and not len(seen):
         problems.append(Problem("no verdicts found"))
     if problems:
         session.rollback()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,11 +30,9 @@ from app.principal import Principal
 from app.quality.bradley_terry import FIRST_WINS, SECOND_WINS, TIE, bradley_terry, ranking_pairs, win_rates
 from app.services import quality_reports
 from app.services.projects import get_project
-from app.services.quality_reports import Facets, ReportQuery, Table
+from app.services.quality_reports import Facets, ReportQuery, Table, judgment_filter
 from preference_store import external_verdicts
 from preference_store import leaderboard as store
-from preference_store import quality as quality_store
-from preference_store.judgments import JudgmentFilter
 from preference_store.models import ProjectKind
 from preference_store.projects import ProjectRow
 
@@ -147,27 +144,6 @@ def leaderboard_query(
 def staff_project(session: Session, *, principal: Principal, slug: str) -> ProjectRow:
     principal.require_staff()
     return get_project(session, principal=principal, slug=slug)
-
-
-def judgment_filter(session: Session, query: ReportQuery) -> JudgmentFilter:
-    """The store filter of a report query (team names resolved; unknown ones refused)."""
-    team_ids: tuple[int, ...] = ()
-    if query.teams:
-        found = quality_store.teams_by_name(session, names=list(query.teams))
-        unknown = [name for name in query.teams if name not in found]
-        if unknown:
-            raise InvalidInput("unknown_team", f"No team named {', '.join(unknown)}.", field="teams")
-        team_ids = tuple(found[name].id for name in query.teams)
-    return JudgmentFilter(
-        languages=query.languages,
-        markets=query.markets,
-        categories=query.categories,
-        judged_from=datetime.combine(query.judged_from, time(), UTC) if query.judged_from else None,
-        judged_until=(
-            datetime.combine(query.judged_until + timedelta(days=1), time(), UTC) if query.judged_until else None
-        ),
-        team_ids=team_ids,
-    )
 
 
 # --- verdicts as pairwise outcomes -----------------------------------------------------------

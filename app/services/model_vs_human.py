@@ -28,8 +28,8 @@ from app.quality.agreement import cohen_kappa
 from app.quality.bradley_terry import FIRST_WINS, SECOND_WINS, TIE
 from app.quality.signals import wilson_interval
 from app.services import quality_reports
-from app.services.leaderboard import external_pairs, human_pairs, judgment_filter, staff_project
-from app.services.quality_reports import Facets, ReportQuery, Table
+from app.services.leaderboard import external_pairs, human_pairs, staff_project
+from app.services.quality_reports import Facets, ReportQuery, Table, judgment_filter
 from preference_store import external_verdicts
 from preference_store import leaderboard as store
 from preference_store.models import ProjectKind

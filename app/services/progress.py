@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.principal import Principal
+from app.services import repeats
 from app.services.annotation import start_of_day
 from app.services.projects import ProjectAccessCache, cached_options, get_project
 from preference_store import judgments as judgment_store
@@ -44,7 +45,9 @@ def my_progress(
         session, annotator_id=principal.id, since=today - timedelta(days=STREAK_WINDOW_DAYS)
     )
     return Progress(
-        done_today=judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=today),
+        # Answered repeats count like judgments: the annotator cannot tell one from the other.
+        done_today=judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=today)
+        + repeats.answered_today(session, project=project, annotator_id=principal.id, since=today),
         left_in_queue=queue.count_servable(
             session,
             project_id=project.id,

@@ -18,6 +18,7 @@ STRENGTHS = ("slightly", "clearly", "much")
 """Preference strength, weakest first."""
 MIN_RANKED, MAX_RANKED = 3, 9
 MAX_RUBRIC_RESPONSES = 9
+MAX_REPEAT_RATE = 0.2
 
 
 class Scale(BaseModel):
@@ -133,7 +134,7 @@ class ArbitrationOptions(BaseModel):
 
 
 class QualityOptions(BaseModel):
-    """When quality scorecards flag an annotator or team (see docs/quality-reports.md); shares are 0..1."""
+    """Scorecard flags (docs/quality-reports.md) and repeated items (docs/repeats.md); shares are 0..1."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -156,6 +157,21 @@ class QualityOptions(BaseModel):
     low_gold_accuracy: float = Field(default=0.7, ge=0.0, le=1.0, description="Flag gold accuracy below this.")
     min_gold_judgments: int = Field(
         default=5, ge=1, le=10_000, description="The gold accuracy flag needs this many judged gold items."
+    )
+    repeat_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=MAX_REPEAT_RATE,
+        description="Pairwise: share of tasks that re-serve one of the annotator's own judged items, sides swapped.",
+    )
+    repeat_after: int = Field(
+        default=20, ge=0, le=10_000, description="A repeat is of an item judged at least this many judgments ago."
+    )
+    low_self_consistency: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="Flag self-consistency on repeated items below this."
+    )
+    min_repeats: int = Field(
+        default=5, ge=1, le=10_000, description="The self-consistency flag needs this many answered repeats."
     )
 
 
@@ -223,6 +239,12 @@ def parse_options(values: dict[str, Any], *, kind: ProjectKind) -> ProjectOption
         raise InvalidInput("rubric_required", "A rubric project needs at least one criterion.", field="rubric")
     if kind is not ProjectKind.RUBRIC and options.rubric:
         raise InvalidInput("rubric_not_allowed", "Only rubric projects have a rubric.", field="rubric")
+    if kind is not ProjectKind.PAIRWISE and options.quality.repeat_rate > 0:
+        raise InvalidInput(
+            "repeats_pairwise_only",
+            "Repeated items (self-consistency) are served in pairwise projects only.",
+            field="quality.repeat_rate",
+        )
     return options
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.principal import Principal
-from app.quality.additive import count_patterns, counts_to_ratings
+from app.quality.additive import counts_to_ratings, rating_patterns
 from app.quality.agreement import percent_agreement_terms
 from app.quality.bootstrap import bootstrap_ci_weighted
 from app.quality.dawid_skene import DawidSkeneResult, dawid_skene
@@ -42,6 +42,7 @@ from app.quality.signals import (
     too_fast_share,
     wilson_interval,
 )
+from app.services import repeat_consistency
 from app.services.project_options import scale_key
 from app.services.projects import cached_options, get_project
 from preference_store import browse
@@ -85,6 +86,10 @@ class Thresholds:
     """Flag when accuracy on gold items is below this."""
     min_gold_judgments: int = 5
     """The gold accuracy flag needs at least this many judged gold items."""
+    low_self_consistency: float = 0.7
+    """Flag when self-consistency on repeated items is below this."""
+    min_repeats: int = 5
+    """The self-consistency flag needs at least this many answered repeats."""
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -102,6 +107,8 @@ def project_thresholds(project: ProjectRow) -> Thresholds:
         min_judgments=options.min_judgments,
         low_gold_accuracy=options.low_gold_accuracy,
         min_gold_judgments=options.min_gold_judgments,
+        low_self_consistency=options.low_self_consistency,
+        min_repeats=options.min_repeats,
     )
 
 
@@ -223,6 +230,13 @@ class Score:
     gold_accuracy_low: float | None = None
     gold_accuracy_high: float | None = None
     """Wilson 95% interval of the gold accuracy."""
+    repeats: int = 0
+    """Answered repeats (items served again, sides swapped) whose first judgment is in the report."""
+    self_consistency: float | None = None
+    """Share of repeats answered as the first time."""
+    self_consistency_low: float | None = None
+    self_consistency_high: float | None = None
+    """Wilson 95% interval of the self-consistency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +398,8 @@ class _Facts:
     payload: list[dict[str, Any] | None] = field(default_factory=list)
     gold: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
     """Per judgment row: 1 right on a gold item, 0 wrong, -1 not a gold item."""
+    repeats: repeat_consistency.RepeatPairs = field(default_factory=repeat_consistency.RepeatPairs.empty)
+    """Answered repeats, each pointing at the judgment row it repeats."""
     cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
@@ -417,7 +433,8 @@ def _staff_project(session: Session, *, principal: Principal, slug: str) -> Proj
     return get_project(session, principal=principal, slug=slug)
 
 
-def _judgment_filter(session: Session, query: ReportQuery) -> JudgmentFilter:
+def judgment_filter(session: Session, query: ReportQuery) -> JudgmentFilter:
+    """The store filter of a report query (team names resolved; unknown ones refused)."""
     team_ids: tuple[int, ...] = ()
     if query.teams:
         found = quality_store.teams_by_name(session, names=list(query.teams))
@@ -464,46 +481,48 @@ def _codes(values: Sequence[Any]) -> tuple[npt.NDArray[np.intp], list[Any]]:
     return codes, distinct
 
 
-_ROW_DTYPE = np.dtype(
-    [
-        ("item_id", np.int64),
-        ("annotator_id", np.int64),
-        ("verdict", object),
-        ("left_position", np.float64),
-        ("time_spent_ms", np.float64),
-        ("judged_at", np.int64),
-        ("payload", object),
-    ]
-)
-"""`quality_store.JudgmentRows.COLUMNS` as array fields."""
+def _distinct_ids(
+    ids: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """Each id's index into the distinct ids, the distinct ids (ascending) and the row where each first occurs.
+
+    What `np.unique(ids, return_index=True, return_inverse=True)` returns, by a lookup table over
+    the id range when it is not much wider than the ids (one pass instead of a sort).
+    """
+    low = int(ids.min())
+    span = int(ids.max()) - low + 1
+    if span > 4 * ids.size + 1024:
+        distinct, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        return inverse.reshape(-1).astype(np.intp), distinct, first.astype(np.intp)
+    offset = ids - low
+    first_row = np.full(span, ids.size, dtype=np.intp)
+    np.minimum.at(first_row, offset, np.arange(ids.size, dtype=np.intp))
+    present = first_row < ids.size
+    code_of = np.cumsum(present, dtype=np.intp) - 1
+    return code_of[offset], np.flatnonzero(present).astype(np.int64) + low, first_row[present]
 
 
 def _load(session: Session, project: ProjectRow, query: ReportQuery) -> _Facts:
     facts = _Facts(project=project)
-    where = _judgment_filter(session, query)
+    where = judgment_filter(session, query)
     rubric = project.kind is ProjectKind.RUBRIC
-    read = quality_store.judgment_rows(session, project_id=project.id, where=where, with_payload=rubric)
-    if not read.rows:
+    read = quality_store.judgment_arrays(session, project_id=project.id, where=where, with_payload=rubric)
+    if not len(read):
         return facts
-    # One C pass from the row tuples into typed columns (None becomes NaN in the float ones).
-    columns = np.fromiter(read.rows, dtype=_ROW_DTYPE, count=len(read.rows))
-    item_ids = columns["item_id"]
     # Item codes in first-judged order, so flags list items as they were judged.
-    used, first_row, inverse = np.unique(item_ids, return_index=True, return_inverse=True)
+    inverse, used, first_row = _distinct_ids(read.item_id)
     order = np.argsort(first_row, kind="stable")
     rank = np.empty(order.size, dtype=np.intp)
     rank[order] = np.arange(order.size)
-    facts.item = rank[inverse.reshape(-1)]
+    facts.item = rank[inverse]
     facts.item_ids = used[order]
     stored_ids, stored_chars = quality_store.response_chars(
         session, project_id=project.id, first_id=int(used[0]), last_id=int(used[-1])
     )
-    at = np.searchsorted(np.asarray(stored_ids, dtype=np.int64), facts.item_ids)
-    item_chars = np.asarray(stored_chars, dtype=np.float64)[at]
+    item_chars = stored_chars[np.searchsorted(stored_ids, facts.item_ids)].astype(np.float64)
     facts.text_chars = item_chars[facts.item]
 
-    annotator_ids, annotator_codes = np.unique(columns["annotator_id"], return_inverse=True)
-    facts.annotator = annotator_codes.reshape(-1).astype(np.intp)
+    facts.annotator, annotator_ids, _ = _distinct_ids(read.annotator_id)
     facts.annotator_ids = annotator_ids.tolist()
     found = {row.id: row for row in quality_store.raters(session, annotator_ids=facts.annotator_ids)}
     team_codes: dict[int | None, int] = {}
@@ -518,13 +537,20 @@ def _load(session: Session, project: ProjectRow, query: ReportQuery) -> _Facts:
         facts.annotator_team.append(team_codes[team_id])
     facts.team = np.asarray(facts.annotator_team, dtype=np.intp)[facts.annotator]
 
-    facts.verdict_code, facts.verdicts = _codes(columns["verdict"].tolist())
-    left = columns["left_position"]
-    facts.left_position = np.where(np.isnan(left), -1, left).astype(np.intp)
-    facts.seconds = columns["time_spent_ms"] / 1000.0
-    facts.day = columns["judged_at"] // 86_400
-    facts.payload = read.payload if read.payload is not None else [None] * len(read.rows)
+    facts.verdict_code, facts.verdicts = read.verdict_code, read.verdicts
+    facts.left_position = read.left_position.astype(np.intp)
+    facts.seconds = read.time_spent_ms / 1000.0
+    facts.day = read.day
+    facts.payload = read.payload if read.payload is not None else [None] * len(read)
     facts.gold = _gold_results(session, project, facts, used[order])
+    facts.repeats = repeat_consistency.load_repeat_pairs(
+        session,
+        project_id=project.id,
+        item_ids=facts.item_ids,
+        item=facts.item,
+        annotator_ids=facts.annotator_ids,
+        annotator=facts.annotator,
+    )
     return facts
 
 
@@ -586,12 +612,16 @@ def _pairwise_outcomes(facts: _Facts) -> npt.NDArray[np.intp]:
 
 def _shown_choices(facts: _Facts, outcomes: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
     """Per judgment row: `ShownChoice` (left/right by the side the preferred response was shown on), or -1."""
+    cached: npt.NDArray[np.intp] | None = facts.cache.get("choices")
+    if cached is not None:
+        return cached
     choices = np.full(outcomes.shape, -1, dtype=np.intp)
     preferred = np.isin(outcomes, (PairwiseOutcome.FIRST, PairwiseOutcome.SECOND))
     known = preferred & (facts.left_position >= 0)
     choices[known] = np.where(outcomes[known] == facts.left_position[known], ShownChoice.LEFT, ShownChoice.RIGHT)
     choices[outcomes == PairwiseOutcome.TIE] = ShownChoice.TIE
     choices[outcomes == PairwiseOutcome.BOTH_BAD] = ShownChoice.BOTH_BAD
+    facts.cache["choices"] = choices
     return choices
 
 
@@ -684,13 +714,12 @@ def _agreement(measure: _Measure, resamples: int) -> Agreement:
     """
     if not measure.unit.size:
         return Agreement(measure.name, measure.level.value, None, None, None, None, 0)
-    k = len(measure.labels)
-    counts = np.bincount(measure.unit * k + measure.value, minlength=measure.n_units * k).reshape(-1, k)
-    counts = counts[counts.sum(axis=1) >= 2]
-    pairable = int(counts.shape[0])
+    patterns, multiplicity = rating_patterns(
+        measure.unit, measure.value, n_units=measure.n_units, n_categories=len(measure.labels)
+    )
+    pairable = int(multiplicity.sum())
     if pairable == 0:
         return Agreement(measure.name, measure.level.value, None, None, None, None, 0)
-    patterns, multiplicity = count_patterns(counts)
     matrix = counts_to_ratings(patterns)
     alpha = bootstrap_ci_weighted(alpha_terms(matrix, measure.level), multiplicity, n_resamples=resamples, seed=0)
     agreement_terms = percent_agreement_terms(matrix)
@@ -836,6 +865,7 @@ class _Signals:
     too_fast: npt.NDArray[np.bool_]
     straight: npt.NDArray[np.bool_]
     gold_wrong: npt.NDArray[np.bool_]
+    inconsistent: npt.NDArray[np.bool_]
 
 
 def _dawid_skene(measure: _Measure, facts: _Facts, cache_key: Any) -> DawidSkeneResult:
@@ -870,9 +900,13 @@ def _aggregate_labels(
     skills = fitted.competence if fitted is not None else np.zeros(0)
     if aggregate == "dawid_skene" and fitted is not None:
         return fitted.labels[measure.unit], skills
-    vote = majority_vote(measure.unit, measure.value, n_items=measure.n_units, n_classes=n_classes)
-    labels = np.where(vote.is_tie, -1, vote.labels)
-    return labels[measure.unit], skills
+    cached: npt.NDArray[np.intp] | None = facts.cache.get(("majority", cache_key)) if cache_key is not None else None
+    if cached is None:
+        vote = majority_vote(measure.unit, measure.value, n_items=measure.n_units, n_classes=n_classes)
+        cached = np.where(vote.is_tie, -1, vote.labels)[measure.unit]
+        if cache_key is not None:
+            facts.cache[("majority", cache_key)] = cached
+    return cached, skills
 
 
 def _signals(
@@ -919,6 +953,9 @@ def _signals(
     on_gold = facts.gold >= 0
     gold = gold_accuracy(codes[on_gold], facts.gold[on_gold] == 1, n_annotators=n)
     gold_low, gold_high = wilson_interval(gold.hits, gold.total)
+    repeats = repeat_consistency.consistency(
+        facts.repeats, first_choices=choices, first_left_position=facts.left_position, codes=codes, n=n
+    )
     judgments = np.bincount(codes, minlength=n)
     scores = [
         Score(
@@ -939,6 +976,10 @@ def _signals(
             gold_accuracy=_none(gold.share[k]),
             gold_accuracy_low=_none(gold_low[k]),
             gold_accuracy_high=_none(gold_high[k]),
+            repeats=int(repeats.shares.total[k]),
+            self_consistency=_none(repeats.shares.share[k]),
+            self_consistency_low=_none(repeats.low[k]),
+            self_consistency_high=_none(repeats.high[k]),
         )
         for k in range(n)
     ]
@@ -949,6 +990,7 @@ def _signals(
         timed & (facts.seconds < thresholds.too_fast_seconds),
         straight_rows,
         facts.gold == 0,
+        repeats.inconsistent_rows,
     )
 
 
@@ -1020,6 +1062,12 @@ def _flags(
         and score.gold_accuracy_high < thresholds.low_gold_accuracy
     ):
         raised.append(("low_gold_accuracy", signals.gold_wrong))
+    if (
+        score.repeats >= thresholds.min_repeats
+        and score.self_consistency_high is not None
+        and score.self_consistency_high < thresholds.low_self_consistency
+    ):
+        raised.append(("inconsistent", signals.inconsistent))
     flags = []
     for code, behind in raised:
         items = facts.item[rows & behind]
@@ -1141,11 +1189,12 @@ def team_benchmark(
         raise InvalidInput("unknown_team", f"No team named {', '.join(unknown)}.", field="teams")
     facts = _facts_for(session, project, query, shared)
     team_code = {name: code for code, name in enumerate(facts.team_names)}
-    judged_by = [
-        set(facts.item[facts.team == team_code[name]].tolist()) if name in team_code else set() for name in names
-    ]
-    common = set.intersection(*judged_by)
-    on_shared = np.isin(facts.item, np.fromiter(common, np.intp, len(common)))
+    judged_by = np.zeros((len(names), facts.n_items), dtype=bool)
+    for position, name in enumerate(names):
+        if name in team_code:
+            judged_by[position, facts.item[facts.team == team_code[name]]] = True
+    shared_items = np.asarray(judged_by.all(axis=0), dtype=bool)
+    on_shared = shared_items[facts.item]
     measures = [measure.subset(on_shared) for measure in _measures(facts)]
     between = []
     benchmark_teams = []
@@ -1182,7 +1231,7 @@ def team_benchmark(
         project_name=project.name,
         kind=project.kind.value,
         query=query,
-        shared_items=len(common),
+        shared_items=int(shared_items.sum()),
         between_teams=between,
         teams=benchmark_teams,
     )
@@ -1227,8 +1276,9 @@ def _team_majorities(measure: _Measure, facts: _Facts, team_codes: list[int]) ->
     units: list[npt.NDArray[np.intp]] = []
     values: list[npt.NDArray[np.intp]] = []
     rows: list[npt.NDArray[np.intp]] = []
+    rating_team = facts.team[measure.judgment]
     for team in team_codes:
-        mine = facts.team[measure.judgment] == team
+        mine = rating_team == team
         if not mine.any():
             continue
         vote = majority_vote(
@@ -1273,6 +1323,10 @@ _SCORE_COLUMNS = [
     "gold_accuracy",
     "gold_accuracy_low",
     "gold_accuracy_high",
+    "repeats",
+    "self_consistency",
+    "self_consistency_low",
+    "self_consistency_high",
 ]
 DASHBOARD_TABLES = ("agreement", "volume", "labels")
 

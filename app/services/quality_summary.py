@@ -29,10 +29,13 @@ class QualitySummary:
 
 
 def quality_summary(session: Session, *, principal: Principal, slug: str, query: ReportQuery) -> QualitySummary:
-    """The headline figures of the dashboard and the scorecards, with the same filters (leads)."""
-    dashboard = quality_reports.dashboard(session, principal=principal, slug=slug, query=query)
-    teams = quality_reports.team_scorecards(session, principal=principal, slug=slug, query=query)
-    annotators = quality_reports.annotator_scorecards(session, principal=principal, slug=slug, query=query)
+    """The headline figures of the dashboard and the scorecards, with the same filters, on one read (leads)."""
+    shared = quality_reports.load_report_facts(session, principal=principal, slug=slug, query=query)
+    dashboard = quality_reports.dashboard(session, principal=principal, slug=slug, query=query, shared=shared)
+    teams = quality_reports.team_scorecards(session, principal=principal, slug=slug, query=query, shared=shared)
+    annotators = quality_reports.annotator_scorecards(
+        session, principal=principal, slug=slug, query=query, shared=shared
+    )
     return summarize(dashboard, teams, annotators)
 
 

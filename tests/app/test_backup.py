@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -70,45 +71,78 @@ def test_restore_drill_brings_back_every_row(sqlite_database: Path, tmp_path: Pa
         engine.dispose()
 
 
-def test_a_backup_taken_during_writes_is_a_consistent_snapshot(sqlite_database: Path, tmp_path: Path) -> None:
-    stop = threading.Event()
-    written = 0
+CHILDREN = 3
+"""Responses the writer adds with each item, in the item's transaction."""
 
-    def write() -> None:
-        nonlocal written
-        with closing(sqlite3.connect(sqlite_database, timeout=30)) as connection:
-            connection.execute("PRAGMA journal_mode = WAL")
-            while not stop.is_set():
-                # Item and response in one transaction: a torn copy would show an item without responses.
-                connection.execute("BEGIN IMMEDIATE")
-                cursor = connection.execute(
-                    "INSERT INTO item (project_id, external_id, messages, metadata, content_hash, is_sensitive,"
-                    " created_at) SELECT id, ?, '[]', '{}', 'h', 0, '2026-12-02 00:00:00' FROM project"
-                    " WHERE slug = 'drill'",
-                    (f"w{written}",),
-                )
+
+def _write_transactions(database_path: Path, stop: threading.Event, committed: threading.Event) -> None:
+    """Commit transactions `w0`, `w1`, ... until stopped: each inserts an item, then its responses, then renames
+    the project after the item, so a copy that tears a transaction shows a count or a name that disagrees."""
+    with closing(sqlite3.connect(database_path, timeout=30, isolation_level=None)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+        number = 0
+        while not stop.is_set():
+            connection.execute("BEGIN IMMEDIATE")
+            cursor = connection.execute(
+                "INSERT INTO item (project_id, external_id, messages, metadata, content_hash, is_sensitive,"
+                " created_at) SELECT id, ?, '[]', '{}', 'h', 0, '2026-12-02 00:00:00' FROM project"
+                " WHERE slug = 'drill'",
+                (f"w{number}",),
+            )
+            time.sleep(0.001)  # keep the transaction open across a backup now and then
+            for position in range(CHILDREN):
                 connection.execute(
                     "INSERT INTO response (item_id, position, model_name, content, metadata)"
-                    " VALUES (?, 0, 'm', 'x', '{}')",
-                    (cursor.lastrowid,),
+                    " VALUES (?, ?, 'm', 'x', '{}')",
+                    (cursor.lastrowid, position),
                 )
-                connection.execute("COMMIT")
-                written += 1
+            connection.execute("UPDATE project SET name = ? WHERE slug = 'drill'", (f"Drill after w{number}",))
+            connection.execute("COMMIT")
+            number += 1
+            committed.set()
 
-    writer = threading.Thread(target=write)
+
+def _written_in(copy: Path) -> int:
+    """How many writer transactions a copy holds, after checking it holds each of them whole."""
+    with closing(sqlite3.connect(copy)) as connection:
+        numbers = sorted(
+            int(external_id[1:])
+            for (external_id,) in connection.execute("SELECT external_id FROM item WHERE external_id LIKE 'w%'")
+        )
+        children = connection.execute(
+            "SELECT item.external_id, count(response.id) FROM item LEFT JOIN response ON response.item_id = item.id"
+            " WHERE item.external_id LIKE 'w%' GROUP BY item.id"
+        ).fetchall()
+        orphans = connection.execute(
+            "SELECT count(*) FROM item LEFT JOIN response ON response.item_id = item.id WHERE response.id IS NULL"
+        ).fetchone()[0]
+        name = connection.execute("SELECT name FROM project WHERE slug = 'drill'").fetchone()[0]
+        dangling = connection.execute("PRAGMA foreign_key_check").fetchall()
+    assert numbers == list(range(len(numbers))), "transactions are committed in order: a snapshot holds a prefix"
+    assert all(count == CHILDREN for _, count in children), children
+    assert orphans == 0
+    assert dangling == []
+    assert name == (f"Drill after w{numbers[-1]}" if numbers else "Drill")
+    return len(numbers)
+
+
+def test_a_backup_taken_during_writes_is_a_consistent_snapshot(sqlite_database: Path, tmp_path: Path) -> None:
+    stop, committed = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_write_transactions, args=(sqlite_database, stop, committed))
     writer.start()
+    copies = []
     try:
-        copies = [backup_sqlite(sqlite_database, tmp_path / f"copy-{n}.db") for n in range(5)]
+        for n in range(5):
+            assert committed.wait(timeout=30), "the writer commits nothing"
+            copies.append(backup_sqlite(sqlite_database, tmp_path / f"copy-{n}.db"))
+            committed.clear()
     finally:
         stop.set()
         writer.join()
-    assert written > 0
+    written = [_written_in(copy.path) for copy in copies]
+    assert written[0] > 0
+    assert written == sorted(set(written)), f"each backup comes after more commits: {written}"
     for copy in copies:
-        with closing(sqlite3.connect(copy.path)) as connection:
-            orphans = connection.execute(
-                "SELECT count(*) FROM item LEFT JOIN response ON response.item_id = item.id WHERE response.id IS NULL"
-            ).fetchone()[0]
-        assert orphans == 0
         assert copy.revision == database.head_revision()
 
 

@@ -263,8 +263,14 @@ def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(ses
     assert set(flagged) == {"Budi (Jakarta)", "Sari (Jakarta)", "Somsak (Bangkok)"}
     assert flagged["Sari (Jakarta)"] == {"too_fast"}
     assert "position_bias" in flagged["Budi (Jakarta)"]
-    assert flagged["Budi (Jakarta)"] <= {"position_bias", "low_agreement", "low_gold_accuracy"}
-    assert flagged["Somsak (Bangkok)"] - {"low_gold_accuracy"} == {"low_agreement"}
+    assert flagged["Budi (Jakarta)"] <= {"position_bias", "low_agreement", "low_gold_accuracy", "inconsistent"}
+    assert flagged["Somsak (Bangkok)"] - {"low_gold_accuracy", "inconsistent"} == {"low_agreement"}
+    # Repeated items: the careful raters answer them as the first time, the left-clicker does not.
+    repeated = {card.name: card.score for card in cards.annotators if card.score.repeats}
+    assert len(repeated) >= 10
+    assert all(score.self_consistency == 1.0 for name, score in repeated.items() if name not in flagged)
+    assert repeated["Budi (Jakarta)"].self_consistency is not None
+    assert repeated["Budi (Jakarta)"].self_consistency < 0.5
     teams = quality_reports.team_scorecards(session, principal=lead, slug=slug, query=quality_reports.report_query())
     assert {team.team for team in teams.teams} == {"SEA Vendor Bangkok", "SEA Vendor Jakarta", "SEA Vendor Hanoi"}
     weeks = quality_reports.dashboard(session, principal=lead, slug=slug, query=quality_reports.report_query()).weekly

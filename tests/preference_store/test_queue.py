@@ -120,7 +120,11 @@ def _plan(session: Session, statement: Any) -> str:
 @pytest.mark.parametrize("routed", [False, True], ids=["all-languages", "routed"])
 @pytest.mark.parametrize(
     ("statement_name", "index"),
-    [("candidate", "ix_item_queue_open"), ("reopened", "ix_item_queue_reopened")],
+    [
+        ("candidate", "ix_item_queue_open"),
+        ("reopened", "ix_item_queue_reopened"),
+        ("reopened_then_candidate", "ix_item_queue_open"),
+    ],
 )
 def test_claim_queries_use_their_partial_index_after_analyze(
     session: Session, operator: Principal, people: People, statement_name: str, index: str, routed: bool
@@ -135,6 +139,8 @@ def test_claim_queries_use_their_partial_index_after_analyze(
     statement = getattr(queue._claim_statements(routed), statement_name).params(**params)
     plan = _plan(session, statement)
     assert index in plan, plan
+    if statement_name == "reopened_then_candidate":
+        assert "ix_item_queue_reopened" in plan, plan  # each half keeps its own index
     if statement_name == "candidate" and session.get_bind().dialect.name == "sqlite":
         assert "rank>?" in plan, plan  # the cursor bounds the walk; nothing below it is read
         assert "ix_assignment_cursor" in plan, plan  # and is found without reading the caller's history

@@ -1,4 +1,4 @@
-"""PostgreSQL: a claim that skips a row held by another claim must not strand that item."""
+"""PostgreSQL row locks: a claim that skips a held row must not strand that item; last judgments at once."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from app import database
 from app.principal import command_line_principal
 from app.services import accounts, importing, projects
+from preference_store import arbitration as arbitration_store
 from preference_store import queue
 from preference_store.base import utcnow
 from preference_store.engine import build_engine, session_factory
@@ -115,3 +116,49 @@ def test_two_claims_of_one_annotator_at_once_share_one_lease(engine: Engine) -> 
             text("SELECT sum(open_slots) FROM item_queue WHERE project_id = :p"), {"p": project.id}
         ).scalar()
     assert slots == 2  # the second claim gave its slot back
+
+
+def test_of_two_last_judgments_at_once_exactly_one_finds_the_item_complete(engine: Engine) -> None:
+    sessions = session_factory(engine)
+    operator = command_line_principal()
+    with sessions() as session:
+        project = projects.create_project(session, principal=operator, slug="last-two", name="L", overlap=2)
+        importing.import_items(session, principal=operator, slug="last-two", rows=[(1, native_item("only"))])
+        ids = [
+            accounts.create_user(session, email=email, name=email, role=Role.ANNOTATOR, password=None).id
+            for email in ("a@example.org", "b@example.org")
+        ]
+    now = utcnow()
+    leases = []
+    for annotator in ids:
+        with sessions() as session:
+            lease = queue.claim_next(session, project_id=project.id, annotator_id=annotator, lease_seconds=60, now=now)
+            session.commit()
+            assert lease is not None
+            leases.append(lease)
+    found: dict[str, bool] = {}
+    with sessions() as first, sessions() as second:
+        for session, annotator, lease in ((first, ids[0], leases[0]), (second, ids[1], leases[1])):
+            assert queue.close_lease(
+                session,
+                assignment_id=lease.assignment_id,
+                annotator_id=annotator,
+                state=AssignmentState.SUBMITTED,
+                now=now,
+            )
+        # Each sees the other's lease still live; the first locks the queue row and says no.
+        found["first"] = arbitration_store.item_is_complete(first, item_id=leases[0].item_id)
+
+        def check_second() -> None:
+            found["second"] = arbitration_store.item_is_complete(second, item_id=leases[1].item_id)
+            second.commit()
+
+        waiter = threading.Thread(target=check_second)
+        waiter.start()
+        waiter.join(timeout=1)
+        assert waiter.is_alive()  # waits for the first's row lock
+        first.commit()
+        waiter.join(timeout=30)
+    assert found == {"first": False, "second": True}
+    with sessions() as session:  # read again later, by anyone: complete
+        assert arbitration_store.item_is_complete(session, item_id=leases[0].item_id)

@@ -143,6 +143,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/audit"): Rule(S),
     # pages: everyone
     ("GET", "/login"): Rule(P),
+    ("GET", "/favicon.ico"): Rule(P),
     # Logging in needs the login form's own CSRF cookie: tests/security/test_sessions.py covers it.
     ("POST", "/login"): Rule(P, walk=False),
     ("GET", "/"): Rule(U),

@@ -10,13 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from annotation_ui.asgi import create_app
 from app.security import digest
 from app.services.export_jobs import ExportJobRunner
 from app.settings import SecuritySettings, Settings
-from preference_store.models import ApiToken, LoginSession, Role, User
+from preference_store.models import ApiToken, LoginFailure, LoginSession, Role, User
 from tests.conftest import People
 from tests.security.test_authorization_matrix import ALLOWED, POLICY, Policy, _order, _request
 from tests.security.world import ADMIN, LEAD, OWNER, caller, seed
@@ -185,6 +185,32 @@ def test_failed_logins_per_client_address_are_throttled(client: TestClient, peop
         assert _log_in(client, f"nobody{n}@example.org", "wrong password").status_code == 401
     throttled = _log_in(client, OWNER)
     assert throttled.status_code == 429 and "retry-after" in throttled.headers
+
+
+def test_every_worker_counts_the_same_failures(
+    client: TestClient, settings: Settings, sessions: sessionmaker[Session], people: People
+) -> None:
+    people.make(OWNER, password=PASSWORD)
+    second_worker = create_app(settings)
+    second_worker.state.context = replace(second_worker.state.context, sessions=sessions)
+    with TestClient(second_worker) as other:
+        assert _log_in(client, OWNER, "wrong password").status_code == 401
+        assert _log_in(other, OWNER, "wrong password").status_code == 401
+        assert _log_in(client, OWNER, "wrong password").status_code == 401
+        assert _log_in(other, OWNER, PASSWORD).status_code == 429
+
+
+def test_a_successful_login_clears_the_email_count_and_keys_are_stored_as_digests(
+    client: TestClient, session: Session, people: People
+) -> None:
+    people.make(OWNER, password=PASSWORD)
+    for _ in range(2):
+        assert _log_in(client, OWNER, "wrong password").status_code == 401
+    assert _log_in(client, OWNER, PASSWORD).status_code == 303
+    stored = session.scalars(select(LoginFailure.key_digest)).all()
+    assert digest(f"email:{OWNER}") not in stored  # cleared by the login; the address keeps its two
+    assert len(stored) == 2 and all(re.fullmatch(r"[0-9a-f]{64}", key) for key in stored)
+    assert not any(OWNER in key or "testclient" in key for key in stored)
 
 
 # ---- hashing ----
