@@ -582,7 +582,8 @@ def demo_command(
         extras = summary.archive_quality
         out.print(
             f"  {'':<10} {'':<28} with {extras.gold_items} gold items, {extras.judge_verdicts} LLM-judge verdicts, "
-            f"{extras.arbitration_cases} arbitration cases and a {extras.calibration_items}-item calibration session",
+            f"{extras.arbitration_cases} arbitration case{'' if extras.arbitration_cases == 1 else 's'}"
+            f" and a {extras.calibration_items}-item calibration session",
             highlight=False,
             soft_wrap=True,
         )
