@@ -157,9 +157,12 @@ class Call:
                 self.session.info.pop(NOWAIT_SESSION_FLAG, None)
         return await run_in_threadpool(function, *args, **kwargs)
 
-    def close(self) -> None:
-        """End the session (a `hot_call` endpoint's teardown)."""
-        self.session.close()
+    async def run_then_close(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`run`, then end the session whatever happened (a `hot_call` endpoint's teardown)."""
+        try:
+            return await self.run(function, *args, **kwargs)
+        finally:
+            self.session.close()
 
 
 async def authenticated_call(request: Request) -> AsyncIterator[Call]:
@@ -179,7 +182,7 @@ async def hot_call(request: Request) -> Call:
     A generator dependency costs FastAPI an exit stack and a shielded cancel scope per
     request. This one hands over a session that holds no connection yet (a token looked up
     in the database ends its read where it ran), so a request refused before the endpoint
-    runs leaves nothing open; the endpoint closes the session once it used it (`Call.close`).
+    runs leaves nothing open; the endpoint closes the session once it used it (`Call.run_then_close`).
     """
     context = app_context(request)
     session = context.sessions()

@@ -263,17 +263,14 @@ def task_json(task: Task) -> bytes:
 )
 async def next_task(slug: str, call: HotCall) -> Response:
     """Lease the caller's next item (the same one again until it is judged or expires)."""
-    try:
-        task = await call.run(
-            annotation.next_task,
-            call.session,
-            principal=call.principal,
-            slug=slug,
-            cache=call.context.project_cache,
-            reaper=call.context.lease_reaper,
-        )
-    finally:
-        call.close()
+    task = await call.run_then_close(
+        annotation.next_task,
+        call.session,
+        principal=call.principal,
+        slug=slug,
+        cache=call.context.project_cache,
+        reaper=call.context.lease_reaper,
+    )
     if task is None:
         return Response(status_code=204)
     return Response(task_json(task), media_type="application/json")
@@ -286,18 +283,15 @@ def _verdict_input(body: JudgmentIn) -> VerdictInput:
 @router.post("/assignments/{assignment_id}/judgment", tags=["annotation"], response_model=JudgmentOut)
 async def submit_judgment(assignment_id: int, body: JudgmentIn, call: HotCall) -> Response:
     """Store a judgment; sending the same one again stores nothing new (200, created false)."""
-    try:
-        stored = await call.run(
-            annotation.submit_judgment,
-            call.session,
-            principal=call.principal,
-            assignment_id=assignment_id,
-            submitted=_verdict_input(body),
-            time_spent_ms=body.time_spent_ms,
-            cache=call.context.project_cache,
-        )
-    finally:
-        call.close()
+    stored = await call.run_then_close(
+        annotation.submit_judgment,
+        call.session,
+        principal=call.principal,
+        assignment_id=assignment_id,
+        submitted=_verdict_input(body),
+        time_spent_ms=body.time_spent_ms,
+        cache=call.context.project_cache,
+    )
     # Serialized here: a returned model would be validated and encoded again by FastAPI.
     answer = {"judgment_id": stored.judgment_id, "assignment_id": stored.assignment_id, "created": stored.created}
     return Response(orjson.dumps(answer), status_code=201 if stored.created else 200, media_type="application/json")

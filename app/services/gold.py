@@ -7,7 +7,6 @@ except as feedback after answering in a training or qualification project.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from app.services import audit
 from app.services.notifications import notify_staff
 from app.services.project_options import scale_key
 from app.services.projects import cached_options, get_project
+from app.services.schedule import DRAW_RANGE, keyed_draw
 from app.services.verdicts import VerdictInput, build_verdict, shown_labels, shown_payload, verdict_input_of
 from preference_store import gold as gold_store
 from preference_store import items as item_store
@@ -332,10 +332,7 @@ def gold_turn(*, project: ProjectRow, annotator_id: int, served: int, rate: floa
     """
     if rate >= 1:
         return True
-    digest = hashlib.blake2b(
-        f"{project.id}:{annotator_id}:{served}".encode(), key=project.slug.encode()[:64], digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") / 2**64 < rate
+    return keyed_draw(project, f"{project.id}:{annotator_id}:{served}") / DRAW_RANGE < rate
 
 
 def gold_rate(project: ProjectRow) -> float:

@@ -8,7 +8,6 @@ See docs/repeats.md.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, NotFound
 from app.principal import Principal
 from app.services.projects import ProjectAccessCache, cached_options, project_by_id
+from app.services.schedule import DRAW_RANGE, keyed_draw
 from app.services.verdicts import VerdictInput, build_verdict
 from preference_store import items as item_store
 from preference_store import repeats as repeat_store
@@ -50,18 +50,12 @@ def repeat_turn(*, project: ProjectRow, annotator_id: int, served: int, rate: fl
     A keyed hash of project, annotator and count, like the gold schedule (a different key,
     so the two are independent): reproducible, even at `rate`, not guessable.
     """
-    digest = hashlib.blake2b(
-        f"repeat:{project.id}:{annotator_id}:{served}".encode(), key=project.slug.encode()[:64], digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") / 2**64 < rate
+    return keyed_draw(project, f"repeat:{project.id}:{annotator_id}:{served}") / DRAW_RANGE < rate
 
 
 def _pick(*, project: ProjectRow, annotator_id: int, served: int, candidates: int) -> int:
     """Which of the repeatable judgments (oldest first) this repeat serves."""
-    digest = hashlib.blake2b(
-        f"pick:{project.id}:{annotator_id}:{served}".encode(), key=project.slug.encode()[:64], digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") % candidates
+    return keyed_draw(project, f"pick:{project.id}:{annotator_id}:{served}") % candidates
 
 
 def swapped(shown_order: list[int]) -> list[int]:

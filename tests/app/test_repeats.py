@@ -102,6 +102,18 @@ def _first_repeat(session: Session, who: Principal, *, limit: int = 200) -> tupl
     raise AssertionError("no repeat was served")
 
 
+def _served_repeat(
+    session: Session, operator: Principal, people: People, *, items: int, repeat_after: int, others_work: int
+) -> tuple[Principal, Principal, Task, Task, int]:
+    """Two annotators, the second having judged `others_work` items (repeats borrow their ids),
+    then the first answering until a repeat comes: (first, second, first showing, repeat, between)."""
+    seeded = _seed(session, operator, people, items=items, annotators=2, repeat_rate=0.2, repeat_after=repeat_after)
+    ann, other = seeded.annotators
+    _work(session, other, _left, limit=others_work)
+    first, repeat, between = _first_repeat(session, ann)
+    return ann, other, first, repeat, between
+
+
 def test_repeat_turns_follow_the_rate_and_are_reproducible(session: Session, operator: Principal) -> None:
     project = projects.create_project(session, principal=operator, slug="turns", name="Turns")
     row = projects.get_project(session, principal=operator, slug=project.slug)
@@ -115,10 +127,9 @@ def test_repeat_turns_follow_the_rate_and_are_reproducible(session: Session, ope
 def test_repeat_shows_own_old_item_sides_swapped_and_touches_no_judgment(
     session: Session, operator: Principal, people: People
 ) -> None:
-    seeded = _seed(session, operator, people, items=60, annotators=2, repeat_rate=0.2, repeat_after=4)
-    ann, other = seeded.annotators
-    _work(session, other, _left, limit=3)
-    first, repeat, between = _first_repeat(session, ann)
+    ann, other, first, repeat, between = _served_repeat(
+        session, operator, people, items=60, repeat_after=4, others_work=3
+    )
     assert between >= 4
     assert _contents(repeat) == list(reversed(_contents(first)))
     assert [r.label for r in repeat.responses] == [r.label for r in first.responses]
@@ -204,10 +215,7 @@ def test_no_query_on_the_claim_path_when_repeats_are_off(session: Session, opera
 def test_double_submit_stores_one_answer_and_a_different_one_conflicts(
     session: Session, operator: Principal, people: People
 ) -> None:
-    seeded = _seed(session, operator, people, items=60, annotators=2, repeat_rate=0.2, repeat_after=2)
-    ann, other = seeded.annotators
-    _work(session, other, _left, limit=2)
-    _, repeat, _ = _first_repeat(session, ann)
+    ann, other, _, repeat, _ = _served_repeat(session, operator, people, items=60, repeat_after=2, others_work=2)
     once = annotation.submit_pairwise(session, principal=ann, assignment_id=repeat.assignment_id, choice="A")
     twice = annotation.submit_pairwise(session, principal=ann, assignment_id=repeat.assignment_id, choice="A")
     assert once.created and not twice.created
@@ -225,10 +233,7 @@ def test_double_submit_stores_one_answer_and_a_different_one_conflicts(
 def test_a_lapsed_repeat_expires_and_a_skipped_one_is_closed(
     session: Session, operator: Principal, people: People
 ) -> None:
-    seeded = _seed(session, operator, people, items=80, annotators=2, repeat_rate=0.2, repeat_after=2)
-    ann, other = seeded.annotators
-    _work(session, other, _left, limit=20)
-    _, repeat, _ = _first_repeat(session, ann)
+    ann, _, _, repeat, _ = _served_repeat(session, operator, people, items=80, repeat_after=2, others_work=20)
     later = utcnow() + timedelta(hours=2)
     after = annotation.next_task(session, principal=ann, slug=SLUG, now=later)
     assert after is not None and after.assignment_id != repeat.assignment_id
