@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import TracebackType
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, Text, bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from preference_store.background_copy import BackgroundCopy, Copy, send_copies
 from preference_store.base import utcnow
+from preference_store.copy_text import copy_payload
 from preference_store.engine import WRITE_OPTION
 from preference_store.models import Item, ItemQueue, Response
 from preference_store.queue import queue_language, queue_rank
@@ -145,54 +148,88 @@ def insert_items(session: Session, *, project_id: int, items: Sequence[NewItem],
         return []
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
-        item_ids = _copy_items(session, project_id=project_id, items=items, now=now)
-    elif session.connection().get_execution_options().get(WRITE_OPTION, False):
+        item_ids, copies = item_copies(session, project_id=project_id, items=items, open_slots=open_slots, now=now)
+        send_copies(session.connection().connection.driver_connection, copies)
+        return item_ids
+    if session.connection().get_execution_options().get(WRITE_OPTION, False):
         item_ids = _insert_items_with_ids(session, project_id=project_id, items=items, now=now)
     else:
-        rows = session.scalars(
-            _INSERT_ITEM,
-            [
-                {
-                    "project_id": project_id,
-                    "external_id": item.external_id,
-                    "messages": _json_text(item.messages),
-                    "metadata": _json_text(item.metadata),
-                    "content_hash": item.content_hash,
-                    "is_sensitive": item.is_sensitive,
-                    "created_at": now,
-                    "response_chars": _response_chars(item),
-                }
-                for item in items
-            ],
-        ).all()
-        item_ids = list(rows)
-    _copy_rows(
-        session,
-        _R,
-        ("item_id", "position", "model_name", "content", "metadata"),
+        item_ids = list(
+            session.scalars(
+                _INSERT_ITEM,
+                [
+                    {
+                        "project_id": project_id,
+                        "external_id": item.external_id,
+                        "messages": _json_text(item.messages),
+                        "metadata": _json_text(item.metadata),
+                        "content_hash": item.content_hash,
+                        "is_sensitive": item.is_sensitive,
+                        "created_at": now,
+                        "response_chars": _response_chars(item),
+                    }
+                    for item in items
+                ],
+            ).all()
+        )
+    _insert_rows(session, _R, _RESPONSE_COLUMNS, _response_rows(item_ids, items))
+    queue_rows = _queue_rows(item_ids, items, project_id=project_id, open_slots=open_slots)
+    _insert_rows(session, _Q, _QUEUE_COLUMNS, queue_rows)
+    return item_ids
+
+
+class ItemWriter:
+    """Stores an import's batches of new items. On PostgreSQL a batch's COPYs run on a background thread
+    while the caller reads its next batch; the caller must not use the session until `wait` has returned
+    (`write` waits for the batch before it). Elsewhere `write` stores the batch before it returns."""
+
+    def __init__(self, session: Session, *, project_id: int, open_slots: int) -> None:
+        self._session = session
+        self._project_id = project_id
+        self._open_slots = open_slots
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        self._background = BackgroundCopy(session) if postgresql else None
+
+    def write(self, items: Sequence[NewItem]) -> list[int]:
+        """Store (or start storing) the items; returns their ids, in order."""
+        if self._background is None or not items:
+            return insert_items(self._session, project_id=self._project_id, items=items, open_slots=self._open_slots)
+        self._background.wait()
+        item_ids, copies = item_copies(
+            self._session, project_id=self._project_id, items=items, open_slots=self._open_slots, now=utcnow()
+        )
+        self._background.start(copies)
+        return item_ids
+
+    def wait(self) -> None:
+        """Return once every batch written so far is stored; raise the database's error if one was refused."""
+        if self._background is not None:
+            self._background.wait()
+
+    def __enter__(self) -> ItemWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._background is not None:
+            self._background.__exit__(kind, error, traceback)
+
+
+def item_copies(
+    session: Session, *, project_id: int, items: Sequence[NewItem], open_slots: int, now: datetime
+) -> tuple[list[int], list[Copy]]:
+    """PostgreSQL: take ids for the items from the item sequence and format their item, response and queue
+    rows as COPY payloads (no RETURNING to parse, and nothing more to ask of the connection)."""
+    item_ids = sorted(session.scalars(_NEXT_ITEM_IDS, {"n": len(items)}).all())
+    return item_ids, [
+        (_copy_statement(_I, _ITEM_COLUMNS), copy_payload(_item_rows(item_ids, items, project_id=project_id, now=now))),
+        (_copy_statement(_R, _RESPONSE_COLUMNS), copy_payload(_response_rows(item_ids, items))),
         (
-            (item_id, position, response.model_name, response.content, _json_text(response.metadata))
-            for item_id, item in zip(item_ids, items, strict=True)
-            for position, response in enumerate(item.responses)
+            _copy_statement(_Q, _QUEUE_COLUMNS),
+            copy_payload(_queue_rows(item_ids, items, project_id=project_id, open_slots=open_slots)),
         ),
-    )
-    _copy_rows(
-        session,
-        _Q,
-        ("item_id", "project_id", "open_slots", "is_reopened", "rank", "language"),
-        (
-            (
-                item_id,
-                project_id,
-                open_slots,
-                False,
-                queue_rank(item_id, item.priority),
-                queue_language(item.metadata.get("language")),
-            )
-            for item_id, item in zip(item_ids, items, strict=True)
-        ),
-    )
-    return list(item_ids)
+    ]
 
 
 def use_fast_compression(session: Session) -> None:
@@ -206,28 +243,68 @@ def use_fast_compression(session: Session) -> None:
 
 
 _LZ4_AVAILABLE = text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+_ITEM_COLUMNS = (
+    "id",
+    "project_id",
+    "external_id",
+    "messages",
+    "metadata",
+    "content_hash",
+    "is_sensitive",
+    "created_at",
+    "response_chars",
+)
+_RESPONSE_COLUMNS = ("item_id", "position", "model_name", "content", "metadata")
+_QUEUE_COLUMNS = ("item_id", "project_id", "open_slots", "is_reopened", "rank", "language")
 
 
-def _copy_rows(session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
-    """Bulk-insert plain rows through the driver, in the session's transaction: COPY on PostgreSQL,
-    executemany on SQLite. Values must already be what the columns store (JSON as text)."""
-    connection = session.connection()
-    driver: Any = connection.connection.driver_connection
-    names = ", ".join(columns)
-    if connection.dialect.name == "postgresql":
-        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
+def _copy_statement(table: Table, columns: tuple[str, ...]) -> str:
+    return f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+
+
+def _insert_rows(session: Session, table: Table, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    """SQLite: bulk-insert plain rows with the driver's executemany, in the session's transaction.
+    Values must already be what the columns store (JSON as text)."""
+    driver: Any = session.connection().connection.driver_connection
     placeholders = ", ".join("?" for _ in columns)
-    driver.cursor().executemany(f"INSERT INTO {table.name} ({names}) VALUES ({placeholders})", rows)
+    driver.cursor().executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})", rows)
 
 
-def _copy_items(session: Session, *, project_id: int, items: Sequence[NewItem], now: datetime) -> list[int]:
-    """PostgreSQL: take the ids from the item sequence, then COPY the rows with them (no RETURNING to parse)."""
-    item_ids = sorted(session.scalars(_NEXT_ITEM_IDS, {"n": len(items)}).all())
-    _write_items(session, project_id=project_id, items=items, item_ids=item_ids, now=now)
-    return item_ids
+def _item_rows(
+    item_ids: Sequence[int], items: Sequence[NewItem], *, project_id: int, now: Any
+) -> Iterator[tuple[Any, ...]]:
+    for item_id, item in zip(item_ids, items, strict=True):
+        yield (
+            item_id,
+            project_id,
+            item.external_id,
+            _json_text(item.messages),
+            _json_text(item.metadata),
+            item.content_hash,
+            item.is_sensitive,
+            now,
+            _response_chars(item),
+        )
+
+
+def _response_rows(item_ids: Sequence[int], items: Sequence[NewItem]) -> Iterator[tuple[Any, ...]]:
+    for item_id, item in zip(item_ids, items, strict=True):
+        for position, response in enumerate(item.responses):
+            yield (item_id, position, response.model_name, response.content, _json_text(response.metadata))
+
+
+def _queue_rows(
+    item_ids: Sequence[int], items: Sequence[NewItem], *, project_id: int, open_slots: int
+) -> Iterator[tuple[Any, ...]]:
+    for item_id, item in zip(item_ids, items, strict=True):
+        yield (
+            item_id,
+            project_id,
+            open_slots,
+            False,
+            queue_rank(item_id, item.priority),
+            queue_language(item.metadata.get("language")),
+        )
 
 
 def _insert_items_with_ids(session: Session, *, project_id: int, items: Sequence[NewItem], now: datetime) -> list[int]:
@@ -238,48 +315,9 @@ def _insert_items_with_ids(session: Session, *, project_id: int, items: Sequence
     item_ids = list(range(first, first + len(items)))
     dialect = session.get_bind().dialect
     stored_time = _I.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    _write_items(
-        session,
-        project_id=project_id,
-        items=items,
-        item_ids=item_ids,
-        now=stored_time(now) if stored_time is not None else now,
-    )
+    stored_now = stored_time(now) if stored_time is not None else now
+    _insert_rows(session, _I, _ITEM_COLUMNS, _item_rows(item_ids, items, project_id=project_id, now=stored_now))
     return item_ids
-
-
-def _write_items(
-    session: Session, *, project_id: int, items: Sequence[NewItem], item_ids: Sequence[int], now: Any
-) -> None:
-    _copy_rows(
-        session,
-        _I,
-        (
-            "id",
-            "project_id",
-            "external_id",
-            "messages",
-            "metadata",
-            "content_hash",
-            "is_sensitive",
-            "created_at",
-            "response_chars",
-        ),
-        (
-            (
-                item_id,
-                project_id,
-                item.external_id,
-                _json_text(item.messages),
-                _json_text(item.metadata),
-                item.content_hash,
-                item.is_sensitive,
-                now,
-                _response_chars(item),
-            )
-            for item_id, item in zip(item_ids, items, strict=True)
-        ),
-    )
 
 
 _NEXT_ITEM_IDS = text("SELECT nextval(pg_get_serial_sequence('item', 'id')) FROM generate_series(1, :n)")

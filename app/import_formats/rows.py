@@ -72,6 +72,27 @@ def is_text(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 
+NUL_MESSAGE = "contains a NUL character (\\u0000), which a database cannot store"
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a string, or any string or key inside lists and objects, contains U+0000 (PostgreSQL
+    refuses it in text and JSON; refusing it everywhere keeps the backends alike)."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        kind = type(current)
+        if kind is str:
+            if "\x00" in current:
+                return True
+        elif kind is dict:
+            pending.extend(current)
+            pending.extend(current.values())
+        elif kind is list:
+            pending.extend(current)
+    return False
+
+
 def json_type(value: Any) -> str:
     """How a JSON value is named in messages: 'an object', 'a list', 'a number'..."""
     if isinstance(value, bool):

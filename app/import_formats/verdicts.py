@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeGuard
 
 from app.errors import Problem
-from app.import_formats.rows import ExternalVerdict, is_text
+from app.import_formats.rows import NUL_MESSAGE, ExternalVerdict, holds_nul, is_text
 
 MAX_SOURCE_CHARS = 64
 MAX_JUDGE_CHARS = 200
@@ -28,7 +28,14 @@ def verdict_problems(verdict: ExternalVerdict, *, responses: int, row: int, inde
         problem("source", f"longer than {MAX_SOURCE_CHARS} characters")
     elif len(verdict.judge) > MAX_JUDGE_CHARS:
         problem("judge", f"longer than {MAX_JUDGE_CHARS} characters")
+    elif holds_nul(verdict.source):
+        problem("source", NUL_MESSAGE)
+    elif holds_nul(verdict.judge):
+        problem("judge", NUL_MESSAGE)
     payload = verdict.payload
+    if holds_nul(payload):
+        problem(verdict.kind, NUL_MESSAGE)
+        return problems
     if verdict.kind == "choice":
         choice = payload.get("choice")
         if choice != "tie" and not _is_position(choice, responses):

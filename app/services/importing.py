@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import IO, Any, TypeGuard
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, Problem
 from app.import_formats import lines as source_lines
-from app.import_formats.rows import ExternalVerdict, ReadRow, RowError, SourceRow, VerdictKind
+from app.import_formats.rows import NUL_MESSAGE, ExternalVerdict, ReadRow, RowError, SourceRow, VerdictKind, holds_nul
 from app.import_formats.verdicts import verdict_key, verdict_problems
 from app.principal import Principal
 from app.services import audit
@@ -128,7 +129,6 @@ def import_items(
         response_counts=response_count_range(project.kind),
         sensitive_categories=frozenset(cached_options(project).sensitive_categories),
         collecting=dry_run or on_error is OnError.SKIP,
-        writing=not dry_run,
         with_verdicts=with_verdicts,
         reject=reject,
     )
@@ -140,12 +140,18 @@ def import_items(
     # apart), so an empty project needs no lookups, which PostgreSQL would plan on stale statistics.
     run.had_items = item_store.project_has_items(session, project_id=run.project_id)
     try:
-        read = 0
-        for read, row in enumerate(_source_rows(rows), start=1):
-            if progress is not None and read % PROGRESS_EVERY == 0:
-                progress(read)
-            run.add(row)
-        run.flush()
+        with ExitStack() as writing:
+            if not dry_run:
+                run.writer = writing.enter_context(
+                    item_store.ItemWriter(session, project_id=run.project_id, open_slots=run.open_slots)
+                )
+            read = 0
+            for read, row in enumerate(_source_rows(rows), start=1):
+                if progress is not None and read % PROGRESS_EVERY == 0:
+                    progress(read)
+                run.add(row)
+            run.flush()
+            run.settle()
         if progress is not None:
             progress(read)
     except BaseException:
@@ -198,7 +204,6 @@ class _Import:
         response_counts: tuple[int, int],
         sensitive_categories: frozenset[str],
         collecting: bool,
-        writing: bool,
         with_verdicts: bool,
         reject: Callable[[Rejected], None] | None,
     ) -> None:
@@ -208,7 +213,6 @@ class _Import:
         self.response_counts = response_counts
         self.sensitive_categories = sensitive_categories
         self.collecting = collecting
-        self.writing = writing
         self.with_verdicts = with_verdicts
         self.on_reject = reject
         self.problems: list[Problem] = []
@@ -220,6 +224,10 @@ class _Import:
         self.seen = SeenIds()
         self.batch: list[tuple[int, NewItem, tuple[ExternalVerdict, ...], Any]] = []
         self.had_items = True
+        self.writer: item_store.ItemWriter | None = None
+        self.written_ids: list[int] = []
+        """The ids of the batch the writer is storing, and the verdicts to store once it has."""
+        self.written_verdicts: list[NewVerdict] = []
 
     def refuse(self, number: int, problems: list[Problem], record: Any) -> None:
         if self.collecting:
@@ -263,6 +271,7 @@ class _Import:
         batch, self.batch = self.batch, []
         if not batch:
             return
+        self.settle()
         existing = (
             item_store.existing_content_hashes(
                 self.session, project_id=self.project_id, external_ids=[item.external_id for _, item, _, _ in batch]
@@ -287,16 +296,25 @@ class _Import:
                 self.preview.append(_preview(item))
             self.verdicts += len(verdicts)
         self.created += len(new)
-        if not self.writing or self.problems:
+        if self.writer is None or self.problems:
             return
-        item_ids = item_store.insert_items(
-            self.session, project_id=self.project_id, items=[item for item, _ in new], open_slots=self.open_slots
-        )
-        if item_ids:
-            queue.reopen_passed(self.session, project_id=self.project_id, item_ids=item_ids)
+        item_ids = self.writer.write([item for item, _ in new])
         for item_id, (_, verdicts) in zip(item_ids, new, strict=True):
             verdict_rows.extend(_new_verdicts(item_id, verdicts))
-        verdict_store.upsert_verdicts(self.session, project_id=self.project_id, verdicts=verdict_rows)
+        self.written_ids, self.written_verdicts = item_ids, verdict_rows
+
+    def settle(self) -> None:
+        """Wait for the batch being written, then store what had to follow it: its verdicts, and the
+        cursors that passed its place in the queue moved back (so nobody misses the new items)."""
+        if self.writer is None:
+            return
+        self.writer.wait()
+        item_ids, verdict_rows = self.written_ids, self.written_verdicts
+        self.written_ids, self.written_verdicts = [], []
+        if item_ids:
+            queue.reopen_passed(self.session, project_id=self.project_id, item_ids=item_ids)
+        if verdict_rows:
+            verdict_store.upsert_verdicts(self.session, project_id=self.project_id, verdicts=verdict_rows)
 
 
 def _new_verdicts(item_id: int, verdicts: Iterable[ExternalVerdict]) -> Iterator[NewVerdict]:
@@ -401,6 +419,8 @@ def validate_item(
         external_id = None
     elif len(external_id) > MAX_EXTERNAL_ID_CHARS:
         problem("external_id", f"longer than {MAX_EXTERNAL_ID_CHARS} characters")
+    elif "\x00" in external_id:
+        problem("external_id", NUL_MESSAGE)
 
     messages = _validate_conversation(value, problem)
     responses = _validate_responses(value.get("responses"), problem, response_counts, empty_replies=empty_replies)
@@ -410,6 +430,8 @@ def validate_item(
     if not isinstance(metadata, dict):
         problem("metadata", f"expected an object, got {_json_type(metadata)}")
         metadata = {}
+    elif holds_nul(metadata):
+        problem("metadata", NUL_MESSAGE)
     if not isinstance(metadata.get("sensitive", False), bool):
         problem("metadata.sensitive", "must be true or false")
     if "language" in metadata and not _is_text(metadata["language"]):
@@ -444,6 +466,9 @@ def _validate_conversation(value: dict[str, Any], problem: Any) -> list[dict[str
         if len(prompt) > MAX_TEXT_CHARS:
             problem("prompt", f"longer than {MAX_TEXT_CHARS} characters")
             return None
+        if "\x00" in prompt:
+            problem("prompt", NUL_MESSAGE)
+            return None
         return [{"role": "user", "content": prompt}]
     raw = value["messages"]
     if not isinstance(raw, list) or not raw:
@@ -462,6 +487,8 @@ def _validate_conversation(value: dict[str, Any], problem: Any) -> list[dict[str
             problem(f"{where}.content", "must be a non-empty string")
         elif len(content) > MAX_TEXT_CHARS:
             problem(f"{where}.content", f"longer than {MAX_TEXT_CHARS} characters")
+        elif "\x00" in content:
+            problem(f"{where}.content", NUL_MESSAGE)
         messages.append({"role": role, "content": content})
     if messages and messages[-1].get("role") != "user":
         problem("messages", "the conversation must end with a user turn (the responses answer it)")
@@ -492,17 +519,26 @@ def _validate_responses(
         if len(content) > MAX_TEXT_CHARS:
             problem(f"{where}.content", f"longer than {MAX_TEXT_CHARS} characters")
             continue
+        if "\x00" in content:
+            problem(f"{where}.content", NUL_MESSAGE)
+            continue
         model = response.get("model", "")
         if model is None:
             model = ""
         if not isinstance(model, str):
             problem(f"{where}.model", "must be a string")
             continue
+        if "\x00" in model:
+            problem(f"{where}.model", NUL_MESSAGE)
+            continue
         metadata = response.get("metadata") or {}
         if not isinstance(metadata, dict):
             problem(f"{where}.metadata", "must be an object")
             continue
         extra = {key: val for key, val in response.items() if key not in ("content", "model", "metadata")}
+        if holds_nul(extra) or holds_nul(metadata):
+            problem(f"{where}.metadata", NUL_MESSAGE)
+            continue
         responses.append(NewResponse(content=content, model_name=model, metadata={**extra, **metadata}))
     return responses if len(responses) == len(raw) else None
 

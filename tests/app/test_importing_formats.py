@@ -246,6 +246,26 @@ BROKEN: list[tuple[str, bytes, str]] = [
         "line 1: responses[0].content: longer than 200000 characters",
     ),
     ("invalid_utf8", b'{"external_id": "x\xc3\x28", "prompt": "q"}', "line 1: not valid UTF-8 (byte 19 of the line)"),
+    (
+        "nul_in_response",
+        json.dumps(native_item("x", b="before\u0000after")).encode(),
+        "line 1: responses[1].content: contains a NUL character (\\u0000), which a database cannot store",
+    ),
+    (
+        "nul_in_prompt",
+        json.dumps(native_item("x", prompt="q\u0000")).encode(),
+        "line 1: prompt: contains a NUL character",
+    ),
+    (
+        "nul_in_metadata_key",
+        json.dumps({**native_item("x"), "metadata": {"tags": [{"a\u0000": 1}]}}).encode(),
+        "line 1: metadata: contains a NUL character",
+    ),
+    (
+        "nul_in_external_id",
+        json.dumps(native_item("x\u0000")).encode(),
+        "line 1: external_id: contains a NUL character",
+    ),
 ]
 
 
