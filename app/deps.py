@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +42,8 @@ class AppContext:
     project_cache: ProjectAccessCache
     lease_reaper: LeaseReaper
     inline_database: bool
+    database_limiter: CapacityLimiter
+    """Bounds the API calls running database work in threads at once (`Settings.database_concurrency`)."""
 
 
 def app_context(request: Request) -> AppContext:
@@ -144,7 +148,8 @@ class Call:
     context: AppContext
 
     async def run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a blocking service function: inline on SQLite, else in the threadpool (one hop)."""
+        """Run a blocking service function: inline on SQLite, else in a thread (one hop), once one of
+        the `database_concurrency` places is free: past a few at once, more threads only contend."""
         if self.context.inline_database:
             # SQLite: microseconds of local work, so no thread hop; but never wait for the
             # writer lock on the event loop: if it is taken, start over in the threadpool.
@@ -155,7 +160,9 @@ class Call:
                 self.session.rollback()
             finally:
                 self.session.info.pop(NOWAIT_SESSION_FLAG, None)
-        return await run_in_threadpool(function, *args, **kwargs)
+        return await to_thread.run_sync(
+            functools.partial(function, *args, **kwargs), limiter=self.context.database_limiter
+        )
 
     async def run_then_close(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`run`, then end the session whatever happened (a `hot_call` endpoint's teardown)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -27,8 +29,9 @@ from app.services.accounts import LoginThrottle, TokenCache
 from app.services.annotation import LeaseReaper
 from app.services.export_jobs import ExportJobRunner, exports_directory
 from app.services.projects import ProjectAccessCache
-from app.settings import Settings
-from preference_store.engine import build_engine, runs_inline, session_factory
+from app.settings import Environment, Settings
+from preference_store.engine import build_engine, runs_inline, session_factory, sqlite_file
+from preference_store.wal_checkpoints import WalCheckpointer
 
 PageErrorRenderer = Callable[[Request, PrefstackError], Awaitable[Response]]
 
@@ -36,7 +39,7 @@ PageErrorRenderer = Callable[[Request, PrefstackError], Awaitable[Response]]
 def create_api_app(settings: Settings) -> FastAPI:
     """The JSON API with its state; `annotation_ui.asgi.create_app` adds the pages."""
     configure_logging(settings.log)
-    engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = build_engine(settings.database_url, pool_size=settings.database_pool_size, serving=True)
     context = AppContext(
         settings=settings,
         engine=engine,
@@ -47,6 +50,7 @@ def create_api_app(settings: Settings) -> FastAPI:
         project_cache=ProjectAccessCache(settings.annotation.access_cache_seconds),
         lease_reaper=LeaseReaper(settings.annotation.lease_sweep_seconds),
         inline_database=runs_inline(engine),
+        database_limiter=CapacityLimiter(settings.resolved_database_concurrency()),
     )
 
     @asynccontextmanager
@@ -61,8 +65,18 @@ def create_api_app(settings: Settings) -> FastAPI:
         )
         started.state.export_jobs = runner
         runner.recover_interrupted()
-        yield
-        engine.dispose()
+        database_file = sqlite_file(engine)
+        checkpointer = WalCheckpointer(database_file) if database_file is not None else None
+        if checkpointer is not None:
+            checkpointer.start()
+        if settings.environment is not Environment.TEST:
+            _freeze_startup_objects()
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            engine.dispose()
 
     application = FastAPI(
         title="prefstack",
@@ -95,6 +109,15 @@ def create_api_app(settings: Settings) -> FastAPI:
     _install_error_handlers(application)
 
     return application
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up (modules, routes, compiled statements, caches) out of
+    the garbage collector's reach: a full collection then walks only what requests allocate, and
+    stops pausing the server for milliseconds (docs/benchmarks.md, "Load"). Tests build many apps
+    in one process and skip this, so their garbage stays collectable."""
+    gc.collect()
+    gc.freeze()
 
 
 def _is_api(request: Request) -> bool:

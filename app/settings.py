@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -122,6 +123,16 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1)
     """Connections kept per process."""
 
+    database_concurrency: int | None = Field(default=None, ge=1)
+    """How many JSON API calls run their database work at once in each worker process, in threads
+    (PostgreSQL; SQLite's work runs on the event loop); the others wait their turn without a thread.
+    Default: two per CPU core, plus two. More only adds lock and GIL contention on a small machine
+    (docs/benchmarks.md, "Load")."""
+
+    def resolved_database_concurrency(self) -> int:
+        """`database_concurrency`, or its default for this machine."""
+        return self.database_concurrency or 2 * _usable_cpus() + 2
+
     secret_key: SecretStr | None = None
     """Signs cookies and CSRF tokens. Generated beside the SQLite file in development."""
 
@@ -186,3 +197,10 @@ class Settings(BaseSettings):
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             return Path(url.database).resolve().parent / SECRET_FILE_NAME
         return Path.cwd() / SECRET_FILE_NAME
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -30,11 +30,18 @@ def is_sqlite_url(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def build_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
-    """Create an engine for `url`, configured for SQLite or PostgreSQL."""
+def build_engine(url: str, *, echo: bool = False, pool_size: int = 20, serving: bool = False) -> Engine:
+    """Create an engine for `url`, configured for SQLite or PostgreSQL.
+
+    `serving`: the engine of a server process. Its SQLite connections never checkpoint the
+    write-ahead log in a commit (a `wal_checkpoints.WalCheckpointer` must run beside them), and its
+    PostgreSQL connections never JIT-compile a query: compiling one whose estimated cost crosses
+    `jit_above_cost` takes tens to hundreds of milliseconds, many times what an annotator's
+    request takes (docs/benchmarks.md, "Open loop").
+    """
     if is_sqlite_url(url):
-        return _build_sqlite_engine(url, echo=echo, pool_size=pool_size)
-    return create_engine(
+        return _build_sqlite_engine(url, echo=echo, pool_size=pool_size, checkpoint_in_background=serving)
+    engine = create_engine(
         url,
         echo=echo,
         pool_pre_ping=True,
@@ -42,9 +49,25 @@ def build_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine
         max_overflow=pool_size,
         pool_recycle=1800,
     )
+    if serving:
+        event.listen(engine, "connect", _without_jit)
+    return engine
 
 
-def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int) -> Engine:
+def _without_jit(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    dbapi_connection.commit()
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The file of a SQLite engine's database; None for PostgreSQL and in-memory SQLite."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    return engine.url.database
+
+
+def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int, checkpoint_in_background: bool) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {"echo": echo}
@@ -69,6 +92,8 @@ def _build_sqlite_engine(url: str, *, echo: bool, pool_size: int) -> Engine:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            if checkpoint_in_background:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from dataclasses import replace
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.deps import Call
 from app.principal import command_line_principal
+from app.settings import Settings
 from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy
 from tests.conftest import People
 
@@ -38,6 +42,35 @@ def test_network_databases_always_use_the_threadpool(app: FastAPI, session: Sess
     call = Call(session=session, principal=command_line_principal(), context=context)
     loop_thread = threading.get_ident()
     assert asyncio.run(call.run(lambda: threading.get_ident() != loop_thread)) is True
+
+
+def test_database_work_runs_in_at_most_database_concurrency_threads_at_once(app: FastAPI, session: Session) -> None:
+    context = replace(app.state.context, inline_database=False, database_limiter=CapacityLimiter(2))
+    call = Call(session=session, principal=command_line_principal(), context=context)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def service() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    async def six_calls() -> None:
+        await asyncio.gather(*(call.run(service) for _ in range(6)))
+
+    started = time.perf_counter()
+    asyncio.run(six_calls())
+    assert most == 2
+    assert time.perf_counter() - started >= 0.15  # three rounds of two
+
+
+def test_the_default_concurrency_follows_the_cpus_this_process_may_use(settings: Settings) -> None:
+    assert settings.resolved_database_concurrency() == 2 * len(os.sched_getaffinity(0)) + 2
+    assert settings.model_copy(update={"database_concurrency": 3}).resolved_database_concurrency() == 3
 
 
 def test_a_hot_call_refused_before_its_endpoint_leaves_no_transaction_open(

@@ -343,7 +343,9 @@ def test_api_repeat_task_has_the_shape_of_any_task_and_the_report_the_column(
     assert set(repeat) == set(first) and set(repeat["item"]) == set(first["item"])
     export = f"/api/v1/projects/{SLUG}/export/kto?provenance=true"
     exported = client.get(export, headers=lead).text
-    assert exported.count("\n") >= 5
+    # How many items the annotator judged before the repeat came depends on the ids the database
+    # handed out (the schedule is a keyed draw): any non-empty export will do, what counts is below.
+    assert len([orjson.loads(line) for line in exported.splitlines()]) >= 2
     done = client.post(f"/api/v1/assignments/{repeat['assignment_id']}/judgment", json={"choice": "B"}, headers=ann)
     assert done.status_code == 201
     assert set(done.json()) == {"judgment_id", "assignment_id", "created"}
