@@ -536,14 +536,18 @@ def reopen_passed(session: Session, *, project_id: int, item_ids: Sequence[int])
     return int(_run(session, statement, {"ids": list(item_ids), "furthest": furthest}).rowcount)
 
 
-def count_servable(session: Session, *, project_id: int, annotator_id: int, languages: Sequence[str] | None) -> int:
-    """How many items the annotator could still be served (a count over open items: not for the hot path)."""
+def count_servable(
+    session: Session, *, project_id: int, annotator_id: int, languages: Sequence[str] | None, limit: int
+) -> int:
+    """How many items the annotator could still be served, counted up to `limit`: the scan stops
+    there, so the count costs the same on a 100k-item project as on a small one."""
     conditions = [_Q.c.project_id == project_id, _Q.c.open_slots > _ZERO, _not_held(_Q)]
-    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
+    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id, "limit": limit}
     if languages is not None:
         conditions.append(_routed(_Q))
         params["languages"] = list(languages)
-    return int(_run(session, select(func.count()).select_from(_Q).where(*conditions), params).scalar() or 0)
+    servable = select(_Q.c.item_id).where(*conditions).limit(bindparam("limit")).subquery()
+    return int(_run(session, select(func.count()).select_from(servable), params).scalar() or 0)
 
 
 def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> _Candidate | None:

@@ -160,7 +160,8 @@ class MyJudgmentOut(BaseModel):
 
 class ProgressOut(BaseModel):
     done_today: int
-    left_in_queue: int
+    left_in_queue: int = Field(description="Items the caller could still be served, counted up to 1,000.")
+    more_in_queue: bool = Field(description="More than left_in_queue are left: the count stopped at 1,000.")
     streak_days: int
     sensitive_today: int
     daily_cap: int | None

@@ -16,12 +16,18 @@ from preference_store import queue
 from preference_store.base import utcnow
 
 STREAK_WINDOW_DAYS = 366
+QUEUE_COUNT_LIMIT = 1000
+"""The queue is counted up to this many items ("1000+"): the strip reloads after every judgment,
+and an exact count walks every open item of the project."""
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
     done_today: int
     left_in_queue: int
+    """Items the annotator could still be served, at most QUEUE_COUNT_LIMIT."""
+    more_in_queue: bool
+    """More than `left_in_queue` are left (the count stopped at QUEUE_COUNT_LIMIT)."""
     streak_days: int
     """Consecutive UTC days with at least one judgment, ending today (or yesterday)."""
     sensitive_today: int
@@ -44,16 +50,19 @@ def my_progress(
     days = judgment_store.days_with_judgments(
         session, annotator_id=principal.id, since=today - timedelta(days=STREAK_WINDOW_DAYS)
     )
+    servable = queue.count_servable(
+        session,
+        project_id=project.id,
+        annotator_id=principal.id,
+        languages=principal.user.languages if options.route_by_language else None,
+        limit=QUEUE_COUNT_LIMIT + 1,
+    )
     return Progress(
         # Answered repeats count like judgments: the annotator cannot tell one from the other.
         done_today=judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=today)
         + repeats.answered_today(session, project=project, annotator_id=principal.id, since=today),
-        left_in_queue=queue.count_servable(
-            session,
-            project_id=project.id,
-            annotator_id=principal.id,
-            languages=principal.user.languages if options.route_by_language else None,
-        ),
+        left_in_queue=min(servable, QUEUE_COUNT_LIMIT),
+        more_in_queue=servable > QUEUE_COUNT_LIMIT,
         streak_days=_streak(days, today),
         sensitive_today=judgment_store.count_sensitive_since(session, annotator_id=principal.id, since=today),
         daily_cap=options.daily_cap,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.services import progress
 from preference_store.models import Assignment, AssignmentState, Judgment, JudgmentRevision, Role
 from tests.conftest import People
 
@@ -419,6 +421,7 @@ def test_progress_counts_today_the_queue_and_the_streak(client: TestClient, peop
     assert start == {
         "done_today": 0,
         "left_in_queue": 3,
+        "more_in_queue": False,
         "streak_days": 0,
         "sensitive_today": 0,
         "daily_cap": 50,
@@ -434,3 +437,20 @@ def test_progress_counts_today_the_queue_and_the_streak(client: TestClient, peop
     numbers = client.get("/api/v1/projects/wb-progress/my/progress", headers=annotator).json()
     assert (numbers["done_today"], numbers["left_in_queue"], numbers["streak_days"]) == (1, 1, 1)
     assert numbers["sensitive_today"] == 1
+
+
+def test_the_queue_is_counted_up_to_a_limit_and_says_there_is_more(
+    client: TestClient, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead, annotator, _other = _team(people)
+    _create(client, lead, {"slug": "wb-many", "name": "Many", "overlap": 1}, [_item(f"m{n}", 2) for n in range(5)])
+    monkeypatch.setattr(progress, "QUEUE_COUNT_LIMIT", 3)
+    numbers = client.get("/api/v1/projects/wb-many/my/progress", headers=annotator).json()
+    assert (numbers["left_in_queue"], numbers["more_in_queue"]) == (3, True)
+    for _ in range(2):
+        _judge(client, _next(client, "wb-many", annotator), annotator, {"choice": "A"})
+    numbers = client.get("/api/v1/projects/wb-many/my/progress", headers=annotator).json()
+    assert (numbers["left_in_queue"], numbers["more_in_queue"]) == (3, False)
+    _judge(client, _next(client, "wb-many", annotator), annotator, {"choice": "A"})
+    numbers = client.get("/api/v1/projects/wb-many/my/progress", headers=annotator).json()
+    assert (numbers["left_in_queue"], numbers["more_in_queue"]) == (2, False)
