@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -48,17 +47,13 @@ class BackgroundCopy:
         except BaseException as error:  # handed to the caller by wait()
             self._error = error
 
-    def __enter__(self) -> BackgroundCopy:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if error is None:
+    def close(self, *, failed: bool) -> None:
+        """End the last batch: wait for it and raise its error, or, when the caller is already failing,
+        only let the connection go idle before the caller rolls back (the batch's own error, most
+        likely caused by the same fault, would only hide the caller's)."""
+        if not failed:
             self.wait()
             return
-        # Already failing: the connection must be idle before the caller rolls back; the
-        # batch's own error (most likely caused by the same fault) would only hide this one.
         if self._thread is not None:
             self._thread.join()
             self._thread = None

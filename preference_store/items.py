@@ -213,7 +213,7 @@ class ItemWriter:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         if self._background is not None:
-            self._background.__exit__(kind, error, traceback)
+            self._background.close(failed=error is not None)
 
 
 def item_copies(
