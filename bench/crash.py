@@ -16,7 +16,8 @@
               shared server is never touched), a small template on it, the crowd against `prefstack
               serve`, `pg_ctl restart -m fast` in the middle: requests in flight fail (status and
               body recorded, none hangs), and requests after the restart succeed with the same server
-              process (pool_pre_ping).
+              process (connections idle over a second are pinged; the first one found dropped
+              empties the pool).
   all         the three, on the backends given.
 
 One JSON line per scenario into bench/results/crash.jsonl; exit 1 on any violation.

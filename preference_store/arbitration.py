@@ -143,20 +143,25 @@ _VOTES_WITH_GOLD_AND_CASE = (
 )
 
 
-def item_is_complete(session: Session, *, item_id: int) -> bool:
+def item_is_complete(session: Session, *, item_id: int, seen: tuple[int | None, bool] | None = None) -> bool:
     """Whether every slot of the item is taken and no lease on it is live: its last judgment is in.
 
     One primary-key read, unless (PostgreSQL) the item is full and a lease on it looked live:
     that lease may be another last judgment being submitted at this moment, so the queue row
     is locked and the leases read again; of two such submissions the later waits, then sees
     the other committed. (Two cannot both see the other's commit, so no case opens twice.)
+    `seen`: (open slots, another lease live) as the submission's own statement read them
+    (`single_statement.close_and_store`), in place of the first read.
     """
     connection = session.connection()
     params = {"item_id": item_id}
-    row = connection.execute(_SLOTS_AND_LIVE_LEASE, params).first()
-    if row is None or row.open_slots > 0:
+    if seen is None:
+        row = connection.execute(_SLOTS_AND_LIVE_LEASE, params).first()
+        seen = (None, False) if row is None else (int(row.open_slots), bool(row.leased))
+    open_slots, leased = seen
+    if open_slots is None or open_slots > 0:
         return False
-    if not row.leased:
+    if not leased:
         return True
     if connection.dialect.name != "postgresql":
         return False  # SQLite writes one transaction at a time: what it read stands

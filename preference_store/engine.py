@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -41,17 +42,43 @@ def build_engine(url: str, *, echo: bool = False, pool_size: int = 20, serving: 
     """
     if is_sqlite_url(url):
         return _build_sqlite_engine(url, echo=echo, pool_size=pool_size, checkpoint_in_background=serving)
-    engine = create_engine(
-        url,
-        echo=echo,
-        pool_pre_ping=True,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_recycle=1800,
-    )
+    engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    _ping_after_idle(engine, PING_AFTER_IDLE_SECONDS)
     if serving:
         event.listen(engine, "connect", _without_jit)
     return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle longer than this is pinged before it is handed out."""
+_IDLE_SINCE = "prefstack_idle_since"
+
+
+def _ping_after_idle(engine: Engine, seconds: float) -> None:
+    """`pool_pre_ping`, but only for connections that sat in the pool longer than `seconds`.
+
+    A ping is a round trip; under load a connection is back in use within milliseconds, and
+    pinging it each time was one of the annotation loop's few round trips. A connection the
+    server closed since its last use then fails its next statement: that request fails
+    (503) and the pool drops every connection opened before (SQLAlchemy's disconnect
+    handling), so the next requests reconnect.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since <= seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError() from error
+            raise
 
 
 def _without_jit(dbapi_connection: Any, _record: Any) -> None:

@@ -69,19 +69,21 @@ class ItemContent:
 _I = cast(Table, Item.__table__)
 _R = cast(Table, Response.__table__)
 _Q = cast(Table, ItemQueue.__table__)
+ITEM_CONTENT_COLUMNS = (
+    _I.c.id,
+    _I.c.project_id,
+    _I.c.external_id,
+    _I.c.messages,
+    _I.c.metadata,
+    _I.c.is_sensitive,
+    _R.c.position,
+    _R.c.content,
+    _R.c.model_name,
+    _R.c.metadata.label("response_metadata"),
+)
+"""What `item_content_from_rows` reads: an item's columns and one response's, a row per response."""
 _ITEM_WITH_RESPONSES = (
-    select(
-        _I.c.id,
-        _I.c.project_id,
-        _I.c.external_id,
-        _I.c.messages,
-        _I.c.metadata,
-        _I.c.is_sensitive,
-        _R.c.position,
-        _R.c.content,
-        _R.c.model_name,
-        _R.c.metadata.label("response_metadata"),
-    )
+    select(*ITEM_CONTENT_COLUMNS)
     .join(_R, _R.c.item_id == _I.c.id)
     .where(_I.c.id == bindparam("item_id"))
     .order_by(_R.c.position)
@@ -353,8 +355,11 @@ def _json_text(value: Any) -> str:
 def load_item_content(session: Session, *, item_id: int) -> ItemContent | None:
     """Read an item and its responses (one query), or None."""
     rows = session.connection().execute(_ITEM_WITH_RESPONSES, {"item_id": item_id}).all()
-    if not rows:
-        return None
+    return item_content_from_rows(rows) if rows else None
+
+
+def item_content_from_rows(rows: Sequence[Any]) -> ItemContent:
+    """An item from the rows of `ITEM_CONTENT_COLUMNS` (at least one), in response order."""
     first = rows[0]
     return ItemContent(
         id=first.id,

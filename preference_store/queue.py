@@ -63,17 +63,23 @@ def queue_language(language: object) -> str | None:
 
 # Literal 0 as in the partial indexes' WHERE clauses, so PostgreSQL's generic plans can
 # prove the index applies.
-_ZERO: ColumnElement[int] = literal_column("0", Integer)
+ZERO: ColumnElement[int] = literal_column("0", Integer)
+# LIMIT 1 written out: a generic plan (a statement prepared and run many times) cannot see a
+# bound limit, guesses a tenth of the table, and joins the claim's row by scanning it.
+ONE: ColumnElement[int] = literal_column("1", Integer)
 _LEASED = AssignmentState.LEASED.value
 
-_LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until).where(
-    _A.c.annotator_id == bindparam("annotator_id"),
-    _A.c.project_id == bindparam("project_id"),
+# The claim's parameters are named unlike any column ("in_project", not "project_id"):
+# single_statement runs these searches in one statement with an UPDATE of item_queue, and
+# SQLAlchemy adds a parameter named like a column of an updated table to its SET clause.
+LIVE_LEASE = select(_A.c.id, _A.c.item_id, _A.c.shown_order, _A.c.leased_until).where(
+    _A.c.annotator_id == bindparam("for_annotator"),
+    _A.c.project_id == bindparam("in_project"),
     _A.c.state == _LEASED,
 )
 _CURSOR = func.coalesce(
     select(func.max(_A.c.queue_rank))
-    .where(_A.c.annotator_id == bindparam("annotator_id"), _A.c.project_id == bindparam("project_id"))
+    .where(_A.c.annotator_id == bindparam("for_annotator"), _A.c.project_id == bindparam("in_project"))
     .scalar_subquery(),
     0,
 )
@@ -81,8 +87,8 @@ _CURSOR = func.coalesce(
 
 def _not_held(queue_rows: Any) -> ColumnElement[bool]:
     return ~exists().where(
-        _A.c.annotator_id == bindparam("annotator_id"),
-        _A.c.project_id == bindparam("project_id"),
+        _A.c.annotator_id == bindparam("for_annotator"),
+        _A.c.project_id == bindparam("in_project"),
         _A.c.item_id == queue_rows.c.item_id,
     )
 
@@ -93,7 +99,7 @@ def _routed(queue_rows: Any) -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True, slots=True)
-class _ClaimStatements:
+class ClaimStatements:
     reopened: Any
     candidate: Any
     reopened_then_candidate: Any
@@ -105,13 +111,13 @@ class _ClaimStatements:
 
 
 @functools.cache
-def _claim_statements(routed: bool) -> _ClaimStatements:
+def claim_statements(routed: bool) -> ClaimStatements:
     """The claim's SELECTs, with or without language routing (compiled once each)."""
 
     def open_after_cursor(queue_rows: Any) -> tuple[ColumnElement[bool], ...]:
         conditions = (
-            queue_rows.c.project_id == bindparam("project_id"),
-            queue_rows.c.open_slots > _ZERO,
+            queue_rows.c.project_id == bindparam("in_project"),
+            queue_rows.c.open_slots > ZERO,
             queue_rows.c.rank > _CURSOR,
             _not_held(queue_rows),
         )
@@ -120,32 +126,32 @@ def _claim_statements(routed: bool) -> _ClaimStatements:
     # Only reopened items below the cursor: one above it is next in the walk anyway, and
     # claiming it first would move the cursor past open items the caller never saw.
     reopened_conditions = [
-        _Q.c.project_id == bindparam("project_id"),
+        _Q.c.project_id == bindparam("in_project"),
         _Q.c.is_reopened,
-        _Q.c.open_slots > _ZERO,
+        _Q.c.open_slots > ZERO,
         _Q.c.rank < _CURSOR,
         _not_held(_Q),
     ]
     if routed:
         reopened_conditions.append(_routed(_Q))
-    reopened = select(_Q.c.item_id, _Q.c.rank).where(*reopened_conditions).order_by(_Q.c.rank).limit(1)
-    candidate = select(_Q.c.item_id, _Q.c.rank).where(*open_after_cursor(_Q)).order_by(_Q.c.rank).limit(1)
+    reopened = select(_Q.c.item_id, _Q.c.rank).where(*reopened_conditions).order_by(_Q.c.rank).limit(ONE)
+    candidate = select(_Q.c.item_id, _Q.c.rank).where(*open_after_cursor(_Q)).order_by(_Q.c.rank).limit(ONE)
     first_open = aliased(_Q, name="first_open_q")
     first_open_probe = (
         select(first_open.c.rank)
         .where(*open_after_cursor(first_open))
         .order_by(first_open.c.rank)
-        .limit(1)
+        .limit(ONE)
         .scalar_subquery()
     )
     candidate_skipping = (
         select(_Q.c.item_id, _Q.c.rank, first_open_probe.label("first_open"))
         .where(*open_after_cursor(_Q))
         .order_by(_Q.c.rank)
-        .limit(1)
+        .limit(ONE)
         .with_for_update(skip_locked=True, of=_Q)
     )
-    return _ClaimStatements(
+    return ClaimStatements(
         reopened=reopened,
         candidate=candidate,
         reopened_then_candidate=_first_of(reopened, candidate),
@@ -160,32 +166,30 @@ def _first_of(*probes: Any) -> Any:
     """One statement answering the first row of the first probe that has one (each ends in LIMIT 1)."""
     turns = [select(literal(turn).label("turn"), probe.subquery()) for turn, probe in enumerate(probes)]
     combined = union_all(*turns).subquery()
-    return select(combined.c.item_id, combined.c.rank).order_by(combined.c.turn).limit(1)
+    return select(combined.c.item_id, combined.c.rank).order_by(combined.c.turn).limit(ONE)
 
 
 _OPEN_BETWEEN = (
     select(_Q.c.item_id)
     .where(
         _Q.c.project_id == bindparam("project_id"),
-        _Q.c.open_slots > _ZERO,
+        _Q.c.open_slots > ZERO,
         _Q.c.rank >= bindparam("from_rank"),
         _Q.c.rank < bindparam("to_rank"),
     )
     .order_by(_Q.c.rank)
 )
 _MARK_REOPENED = (
-    update(_Q).where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > _ZERO).values(is_reopened=True)
+    update(_Q).where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > ZERO).values(is_reopened=True)
 )
-_TAKE_SLOT = (
-    update(_Q)
-    .where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > _ZERO)
-    .values(
-        open_slots=_Q.c.open_slots - 1,
-        is_reopened=case((_Q.c.open_slots == 1, False), else_=_Q.c.is_reopened),
-    )
-)
+TAKE_SLOT_VALUES: dict[str, Any] = {
+    "open_slots": _Q.c.open_slots - 1,
+    "is_reopened": case((_Q.c.open_slots == 1, False), else_=_Q.c.is_reopened),
+}
+"""An item queue row giving one open slot to a lease (a full item is no longer reopened)."""
+_TAKE_SLOT = update(_Q).where(_Q.c.item_id == bindparam("target_item"), _Q.c.open_slots > ZERO).values(TAKE_SLOT_VALUES)
 # Gold items stay out of the overlap queue: their leases take no slot, so give none back.
-_RETURN_SLOT = (
+RETURN_SLOT = (
     update(_Q)
     .where(
         _Q.c.item_id == bindparam("target_item"),
@@ -194,9 +198,9 @@ _RETURN_SLOT = (
     .values(open_slots=_Q.c.open_slots + 1, is_reopened=True)
 )
 _NEW_ASSIGNMENT = {
-    "project_id": bindparam("project_id"),
+    "project_id": bindparam("in_project"),
     "item_id": bindparam("item_id"),
-    "annotator_id": bindparam("annotator_id"),
+    "annotator_id": bindparam("for_annotator"),
     "shown_order": bindparam("shown_order"),
     "queue_rank": bindparam("queue_rank"),
     "state": _LEASED,
@@ -307,10 +311,8 @@ def claim_next(
     ever served in the project, says whether this claim serves a gold item they never held
     (one more query); gold leases take no overlap slot and keep the cursor where it is.
     """
-    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id}
-    live = (
-        None if _seen_without_lease(session, project_id, annotator_id) else _run(session, _LIVE_LEASE, params).first()
-    )
+    params: dict[str, Any] = {"in_project": project_id, "for_annotator": annotator_id}
+    live = None if _seen_without_lease(session, project_id, annotator_id) else _run(session, LIVE_LEASE, params).first()
     if live is not None:
         if live.leased_until > now:
             return Lease(live.id, live.item_id, list(live.shown_order), live.leased_until)
@@ -328,7 +330,7 @@ def claim_next(
             gold = _lease_gold(session, params, gold_item, response_count, lease_seconds, now, rng, lock_rows=lock_rows)
             if gold is not None:
                 return gold
-    statements = _claim_statements(languages is not None)
+    statements = claim_statements(languages is not None)
     if languages is not None:
         params["languages"] = list(languages)
     # SQLite runs one writer at a time; PostgreSQL needs row locks.
@@ -344,9 +346,7 @@ def claim_next(
         item_id, rank = found
         if _run(session, _TAKE_SLOT, {"target_item": item_id}).rowcount != 1:
             continue
-        count = response_count if response_count is not None else _response_count(session, item_id)
-        order = list(range(count))
-        (rng or _RNG).shuffle(order)
+        order = shuffled_order(response_count if response_count is not None else _response_count(session, item_id), rng)
         leased_until = now + timedelta(seconds=lease_seconds)
         values = {
             **params,
@@ -362,10 +362,10 @@ def claim_next(
             # index refuses a second): then serve that lease and give this slot back.
             assignment_id = _run(session, _INSERT_ASSIGNMENT_UNLESS_LEASED, values).scalar()
             if assignment_id is None:
-                raced = _run(session, _LIVE_LEASE, params).first()
+                raced = _run(session, LIVE_LEASE, params).first()
                 if raced is None:
                     raise RuntimeError("assignment refused but no live lease found")
-                _run(session, _RETURN_SLOT, {"target_item": item_id})
+                _run(session, RETURN_SLOT, {"target_item": item_id})
                 return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
         else:
             result = _run(session, _INSERT_ASSIGNMENT, values)
@@ -374,6 +374,13 @@ def claim_next(
                 raise RuntimeError("assignment insert returned no key")
         return Lease(int(assignment_id), item_id, order, leased_until, passed_from, rank)
     return None
+
+
+def shuffled_order(count: int, rng: random.Random | None = None) -> list[int]:
+    """A new lease's response order: positions 0..count-1, shuffled."""
+    order = list(range(count))
+    (rng or _RNG).shuffle(order)
+    return order
 
 
 def _lease_gold(
@@ -388,13 +395,11 @@ def _lease_gold(
     lock_rows: bool,
 ) -> Lease | None:
     """Lease a gold item: no slot taken, queue rank 0 so the caller's cursor does not move."""
-    count = response_count if response_count is not None else _response_count(session, item_id)
-    order = list(range(count))
-    (rng or _RNG).shuffle(order)
+    order = shuffled_order(response_count if response_count is not None else _response_count(session, item_id), rng)
     leased_until = now + timedelta(seconds=lease_seconds)
     values = {
-        "project_id": params["project_id"],
-        "annotator_id": params["annotator_id"],
+        "in_project": params["in_project"],
+        "for_annotator": params["for_annotator"],
         "item_id": item_id,
         "queue_rank": 0,
         "shown_order": order,
@@ -404,7 +409,7 @@ def _lease_gold(
     if lock_rows:
         assignment_id = _run(session, _INSERT_ASSIGNMENT_UNLESS_LEASED, values).scalar()
         if assignment_id is None:
-            raced = _run(session, _LIVE_LEASE, params).first()
+            raced = _run(session, LIVE_LEASE, params).first()
             if raced is None:
                 return None
             return Lease(raced.id, raced.item_id, list(raced.shown_order), raced.leased_until)
@@ -441,7 +446,7 @@ _Candidate = tuple[int, int]
 
 
 def _find_candidate(
-    session: Session, params: dict[str, Any], statements: _ClaimStatements, *, lock_rows: bool
+    session: Session, params: dict[str, Any], statements: ClaimStatements, *, lock_rows: bool
 ) -> tuple[_Candidate | None, int | None]:
     """The item to claim, and the rank of the first open item passed over because its row was held."""
     if not lock_rows:
@@ -512,7 +517,7 @@ def set_priority(session: Session, *, project_id: int, item_ids: Sequence[int], 
         .values(
             # Typed: an untyped literal takes item_id's INTEGER, and PostgreSQL refuses a rank that large.
             rank=literal((PRIORITY_LIMIT - priority) * _RANK_STEP, BigInteger) + _Q.c.item_id,
-            is_reopened=_Q.c.open_slots > _ZERO,
+            is_reopened=_Q.c.open_slots > ZERO,
         )
     )
     return int(_run(session, statement, {"ids": list(item_ids)}).rowcount)
@@ -528,7 +533,7 @@ def reopen_passed(session: Session, *, project_id: int, item_ids: Sequence[int])
         .where(
             _Q.c.project_id == project_id,
             _Q.c.item_id.in_(bindparam("ids", expanding=True)),
-            _Q.c.open_slots > _ZERO,
+            _Q.c.open_slots > ZERO,
             _Q.c.rank < bindparam("furthest"),
         )
         .values(is_reopened=True)
@@ -541,8 +546,8 @@ def count_servable(
 ) -> int:
     """How many items the annotator could still be served, counted up to `limit`: the scan stops
     there, so the count costs the same on a 100k-item project as on a small one."""
-    conditions = [_Q.c.project_id == project_id, _Q.c.open_slots > _ZERO, _not_held(_Q)]
-    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotator_id, "limit": limit}
+    conditions = [_Q.c.project_id == project_id, _Q.c.open_slots > ZERO, _not_held(_Q)]
+    params: dict[str, Any] = {"in_project": project_id, "for_annotator": annotator_id, "limit": limit}
     if languages is not None:
         conditions.append(_routed(_Q))
         params["languages"] = list(languages)
@@ -564,7 +569,7 @@ def _response_count(session: Session, item_id: int) -> int:
 def _expire(session: Session, *, assignment_id: int, item_id: int, now: datetime) -> bool:
     if _run(session, _EXPIRE_ONE, {"target_assignment": assignment_id, "closed": now}).rowcount != 1:
         return False
-    _run(session, _RETURN_SLOT, {"target_item": item_id})
+    _run(session, RETURN_SLOT, {"target_item": item_id})
     return True
 
 
@@ -575,7 +580,7 @@ def release_lapsed(session: Session, *, project_id: int, annotator_id: int, now:
     which must never happen while holding rows itself (deadlock). When the caller holds no
     lease at all, a claim_next later in the same transaction does not read it again.
     """
-    live = _run(session, _LIVE_LEASE, {"project_id": project_id, "annotator_id": annotator_id}).first()
+    live = _run(session, LIVE_LEASE, {"in_project": project_id, "for_annotator": annotator_id}).first()
     if live is None:
         session.info[_SEEN_WITHOUT_LEASE] = (session.get_transaction(), project_id, annotator_id)
         return False
@@ -643,7 +648,7 @@ def skip_lease(session: Session, *, assignment: AssignmentRow, reason: str, now:
     }
     if _run(session, _CLOSE_LEASE, params).rowcount != 1:
         return False
-    _run(session, _RETURN_SLOT, {"target_item": assignment.item_id})
+    _run(session, RETURN_SLOT, {"target_item": assignment.item_id})
     return True
 
 
@@ -657,7 +662,7 @@ def revive_expired_for_submission(
         session, _REVIVE_EXPIRED, {"target_assignment": assignment_id, "target_annotator": annotator_id, "closed": now}
     ).rowcount
     if revived != 1:
-        _run(session, _RETURN_SLOT, {"target_item": item_id})
+        _run(session, RETURN_SLOT, {"target_item": item_id})
         return False
     return True
 

@@ -23,9 +23,10 @@ from app.services.projects import (
     project_by_id,
 )
 from app.services.verdicts import VerdictInput, build_verdict, shown_labels
+from preference_store import gold as gold_store
 from preference_store import items as item_store
 from preference_store import judgments as judgment_store
-from preference_store import queue
+from preference_store import queue, single_statement
 from preference_store.base import utcnow
 from preference_store.engine import begin_write, is_deadlock
 from preference_store.models import AssignmentState, ProjectKind
@@ -131,6 +132,12 @@ def next_task(
         judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=start_of_day(now))
         < options.daily_cap
     )
+    if under_cap and in_one_statement(session) and not repeats.active(project):
+        task = _next_task_in_one_statement(
+            session, principal=principal, project=project, now=now, reaper=reaper, gold_turn=gold_turn if rate else None
+        )
+        if task is not None:
+            return task
     # Lapsed leases go back in transactions of their own: the claim below may wait for rows
     # other claims hold, which it must never do while holding rows itself.
     if queue.release_lapsed(session, project_id=project.id, annotator_id=principal.id, now=now):
@@ -169,10 +176,17 @@ def next_task(
         if not under_cap and options.daily_cap is not None:
             raise DailyCapReached(options.daily_cap)
         return None
+    if content is None:
+        if lease.passed_from is not None:
+            _flag_passed_items(session, project_id=project.id, from_rank=lease.passed_from, to_rank=lease.queue_rank)
+        raise NotFound("item_not_found", "The leased item no longer exists.")
+    return _task_of_lease(session, project, lease, content)
+
+
+def _task_of_lease(session: Session, project: ProjectRow, lease: queue.Lease, content: item_store.ItemContent) -> Task:
+    """A new or held lease as its task, once the open items its claim passed over are flagged reopened."""
     if lease.passed_from is not None:
         _flag_passed_items(session, project_id=project.id, from_rank=lease.passed_from, to_rank=lease.queue_rank)
-    if content is None:
-        raise NotFound("item_not_found", "The leased item no longer exists.")
     return build_task(
         project,
         content,
@@ -181,6 +195,47 @@ def next_task(
         leased_until=lease.leased_until,
         guidelines_version=project.guidelines_version,
     )
+
+
+def in_one_statement(session: Session) -> bool:
+    """Whether the annotation loop's common case runs as one statement per call (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _next_task_in_one_statement(
+    session: Session,
+    *,
+    principal: Principal,
+    project: ProjectRow,
+    now: datetime,
+    reaper: LeaseReaper | None,
+    gold_turn: Callable[[int], bool] | None,
+) -> Task | None:
+    """`next_task`'s common case in one statement (`single_statement.claim_with_content`).
+
+    None when it is not that case: a gold turn, a lease that ran out, no free item (the
+    general path then waits for a held one or says nothing is left).
+    """
+    if reaper is None or reaper.due(project.id, now):
+        _sweep_lapsed(session, project_id=project.id, now=now)
+    if gold_turn is not None:
+        served, gold_item = gold_store.next_gold_item(session, project_id=project.id, annotator_id=principal.id)
+        if gold_item is not None and gold_turn(served):
+            return None
+    pairwise = project.kind is ProjectKind.PAIRWISE
+    with single_statement.statements_that_commit(session):
+        outcome = single_statement.claim_with_content(
+            session,
+            project_id=project.id,
+            annotator_id=principal.id,
+            lease_seconds=project.lease_seconds,
+            now=now,
+            languages=principal.user.languages if cached_options(project).route_by_language else None,
+            shown_order=queue.shuffled_order(PAIRWISE_RESPONSES) if pairwise else None,
+        )
+    if outcome.lease is None or outcome.content is None:
+        return None
+    return _task_of_lease(session, project, outcome.lease, outcome.content)
 
 
 def build_task(
@@ -282,8 +337,128 @@ def submit_judgment(
     """Store a verdict once; an identical resubmission returns the stored one."""
     check_time_spent(time_spent_ms)
     now = now or utcnow()
+    if in_one_statement(session):
+        return _submit_in_few_statements(
+            session,
+            principal=principal,
+            assignment_id=assignment_id,
+            submitted=submitted,
+            time_spent_ms=time_spent_ms,
+            now=now,
+            cache=cache,
+        )
     begin_write(session)
-    assignment = queue.get_assignment(session, assignment_id=assignment_id)
+    return _submit_in_transaction(
+        session,
+        principal=principal,
+        assignment=queue.get_assignment(session, assignment_id=assignment_id),
+        assignment_id=assignment_id,
+        submitted=submitted,
+        time_spent_ms=time_spent_ms,
+        now=now,
+        cache=cache,
+    )
+
+
+def _submit_in_few_statements(
+    session: Session,
+    *,
+    principal: Principal,
+    assignment_id: int,
+    submitted: VerdictInput,
+    time_spent_ms: int | None,
+    now: datetime,
+    cache: ProjectAccessCache | None,
+) -> StoredJudgment:
+    """PostgreSQL: the assignment read, then the lease closed and the judgment stored in one statement.
+
+    Where no submit hook can act (`gold.judgment_hook_idle`, `arbitration.judgment_hook_idle`),
+    both run outside a transaction; else the statement and the hooks share one. A lease that
+    is no longer live goes to the general path, which says why (or stores late work).
+    """
+    with single_statement.statements_that_commit(session):
+        assignment = queue.get_assignment(session, assignment_id=assignment_id)
+        mine = assignment is not None and assignment.annotator_id == principal.id
+        project = project_by_id(session, project_id=assignment.project_id, cache=cache) if assignment and mine else None
+        hooks_idle = (
+            project is not None and gold.judgment_hook_idle(project) and arbitration.judgment_hook_idle(project)
+        )
+        if project is not None and assignment is not None and hooks_idle:
+            stored = _close_and_store(
+                session,
+                project=project,
+                assignment=assignment,
+                submitted=submitted,
+                time_spent_ms=time_spent_ms,
+                now=now,
+            )
+            if stored is not None:
+                return StoredJudgment(stored.judgment_id, assignment.id, created=True)
+    if project is not None and assignment is not None and not hooks_idle:
+        stored = _close_and_store(
+            session, project=project, assignment=assignment, submitted=submitted, time_spent_ms=time_spent_ms, now=now
+        )
+        if stored is not None:
+            item_id = assignment.item_id
+            was_gold = gold.after_gold_judgment(
+                session, project=project, annotator_id=principal.id, item_id=item_id, now=now, is_gold=stored.is_gold
+            )
+            seen = (stored.open_slots, stored.other_live_lease)
+            arbitration.after_judgment(session, project=project, item_id=item_id, now=now, seen=seen)
+            session.commit()
+            feedback = was_gold and cached_options(project).purpose != "production"
+            return StoredJudgment(stored.judgment_id, assignment.id, created=True, gold_feedback=feedback)
+        session.rollback()
+    return _submit_in_transaction(
+        session,
+        principal=principal,
+        assignment=assignment,
+        assignment_id=assignment_id,
+        submitted=submitted,
+        time_spent_ms=time_spent_ms,
+        now=now,
+        cache=cache,
+    )
+
+
+def _close_and_store(
+    session: Session,
+    *,
+    project: ProjectRow,
+    assignment: queue.AssignmentRow,
+    submitted: VerdictInput,
+    time_spent_ms: int | None,
+    now: datetime,
+) -> single_statement.StoredInOne | None:
+    verdict = build_verdict(
+        submitted, kind=project.kind, options=cached_options(project), shown_order=assignment.shown_order
+    )
+    return single_statement.close_and_store(
+        session,
+        assignment_id=assignment.id,
+        annotator_id=assignment.annotator_id,
+        payload=verdict.payload,
+        verdict=verdict.key,
+        time_spent_ms=time_spent_ms,
+        guidelines_version=project.guidelines_version,
+        left_position=assignment.shown_order[0] if assignment.shown_order else None,
+        now=now,
+    )
+
+
+def _submit_in_transaction(
+    session: Session,
+    *,
+    principal: Principal,
+    assignment: queue.AssignmentRow | None,
+    assignment_id: int,
+    submitted: VerdictInput,
+    time_spent_ms: int | None,
+    now: datetime,
+    cache: ProjectAccessCache | None,
+) -> StoredJudgment:
+    """The general path: every case (repeats, resubmissions, late work) in one write transaction."""
+    begin_write(session)
     if assignment is None or assignment.annotator_id != principal.id:
         # Not one of the caller's assignments: a repeat travels under such an id (else NotFound).
         answer = repeats.submit_repeat(

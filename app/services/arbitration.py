@@ -140,20 +140,28 @@ def _settle(
     return Settled("opened", case_id=case_id) if case_id is not None else Settled("agreed")
 
 
-def after_judgment(session: Session, *, project: ProjectRow, item_id: int, now: datetime) -> Settled | None:
+def after_judgment(
+    session: Session, *, project: ProjectRow, item_id: int, now: datetime, seen: tuple[int | None, bool] | None = None
+) -> Settled | None:
     """The submit hook: when the item's last judgment just came in, open a case or add annotators.
 
-    Cheap when it does nothing: one primary-key read; one more statement after the item's
+    Cheap when it does nothing: one primary-key read (none with `seen`, what the submission's
+    statement read of the item: `store.item_is_complete`); one more statement after the item's
     last judgment. Does not commit (the submission does).
     """
     options = cached_options(project).arbitration
-    if not options.active(project.overlap) or not store.item_is_complete(session, item_id=item_id):
+    if not options.active(project.overlap) or not store.item_is_complete(session, item_id=item_id, seen=seen):
         return None
     unsettled = store.unsettled_votes(session, project_id=project.id, item_id=item_id)
     if unsettled is None:
         return None
     votes, gold = unsettled
     return _settle(session, project=project, options=options, item_id=item_id, votes=votes, gold=gold, now=now)
+
+
+def judgment_hook_idle(project: ProjectRow) -> bool:
+    """Whether `after_judgment` does nothing in this project, whatever the item."""
+    return not cached_options(project).arbitration.active(project.overlap)
 
 
 # ---- use cases ----

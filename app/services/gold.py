@@ -342,13 +342,22 @@ def gold_rate(project: ProjectRow) -> float:
 
 
 def after_gold_judgment(
-    session: Session, *, project: ProjectRow, annotator_id: int, item_id: int, now: datetime
+    session: Session,
+    *,
+    project: ProjectRow,
+    annotator_id: int,
+    item_id: int,
+    now: datetime,
+    is_gold: bool | None = None,
 ) -> bool:
-    """After a judgment (before its commit): True if it was of a gold item; pauses below the floor."""
-    options = cached_options(project)
-    if options.purpose == "production" and options.gold.floor is None:
+    """After a judgment (before its commit): True if it was of a gold item; pauses below the floor.
+
+    `is_gold`: whether the item is gold, when the submission already read it.
+    """
+    if judgment_hook_idle(project):
         return False
-    if not gold_store.is_gold_item(session, item_id=item_id):
+    options = cached_options(project)
+    if not (gold_store.is_gold_item(session, item_id=item_id) if is_gold is None else is_gold):
         return False
     floor = options.gold.floor
     if floor is None:
@@ -374,6 +383,12 @@ def after_gold_judgment(
                 now=now,
             )
     return True
+
+
+def judgment_hook_idle(project: ProjectRow) -> bool:
+    """Whether `after_gold_judgment` does nothing in this project, whatever the item."""
+    options = cached_options(project)
+    return options.purpose == "production" and options.gold.floor is None
 
 
 def gold_feedback(session: Session, *, principal: Principal, assignment_id: int) -> GoldFeedback | None:

@@ -63,6 +63,11 @@ def swapped(shown_order: list[int]) -> list[int]:
     return list(reversed(shown_order))
 
 
+def active(project: ProjectRow) -> bool:
+    """Whether the project serves repeats (`repeat_lease` reads nothing otherwise)."""
+    return cached_options(project).quality.repeat_rate > 0 and project.kind is ProjectKind.PAIRWISE
+
+
 def repeat_lease(
     session: Session, *, project: ProjectRow, annotator_id: int, now: datetime, allow_new: bool
 ) -> RepeatLease | None:
@@ -71,9 +76,9 @@ def repeat_lease(
     Costs nothing in a project without repeats. A new repeat is leased only to an annotator who
     holds no assignment, on the schedule's turn, when an old enough judgment is left to repeat.
     """
-    rate = cached_options(project).quality.repeat_rate
-    if rate <= 0 or project.kind is not ProjectKind.PAIRWISE:
+    if not active(project):
         return None
+    rate = cached_options(project).quality.repeat_rate
     held = repeat_store.held_repeat(session, project_id=project.id, annotator_id=annotator_id)
     if held is not None:
         if held.leased_until > now:

@@ -133,10 +133,10 @@ def test_claim_queries_use_their_partial_index_after_analyze(
     for _ in range(30):
         _claim_and_submit(session, project_id, annotators[0])
     session.execute(text("ANALYZE"))
-    params: dict[str, Any] = {"project_id": project_id, "annotator_id": annotators[1]}
+    params: dict[str, Any] = {"in_project": project_id, "for_annotator": annotators[1]}
     if routed:
         params["languages"] = ["th", "en"]
-    statement = getattr(queue._claim_statements(routed), statement_name).params(**params)
+    statement = getattr(queue.claim_statements(routed), statement_name).params(**params)
     plan = _plan(session, statement)
     assert index in plan, plan
     if statement_name == "reopened_then_candidate":

@@ -278,11 +278,11 @@ def test_claim_queries_stay_on_their_partial_indexes_with_priorities_and_skips(
     projects.set_priority(session, principal=operator, slug=SLUG, external_ids=["i399", "i398"], priority=200)
     session.execute(text("ANALYZE"))
     params: dict[str, Any] = {
-        "project_id": session.scalar(text("SELECT id FROM project")),
-        "annotator_id": annotator.id,
+        "in_project": session.scalar(text("SELECT id FROM project")),
+        "for_annotator": annotator.id,
     }
     if routed:
         params["languages"] = ["th"]
-    statements = queue._claim_statements(routed)
+    statements = queue.claim_statements(routed)
     assert "ix_item_queue_open" in _plan(session, statements.candidate.params(**params))
     assert "ix_item_queue_reopened" in _plan(session, statements.reopened.params(**params))

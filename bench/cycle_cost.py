@@ -1,0 +1,147 @@
+"""What one annotation cycle (next, then a judgment) costs in-process: no HTTP, no threads, no load.
+
+For each cycle, one of the seeded annotators (in turn) calls `annotation.next_task` and then
+`annotation.submit_pairwise` on a session of a server engine (`build_engine(serving=True)`),
+over a fresh copy of an `annotate.py seed` template. Reported per cycle: CPU of this process,
+CPU of its PostgreSQL backends (from /proc: the server runs on this machine), wall time, and
+the statements sent, split by whether their connection was in a transaction. The figures are
+steadier than `annotate.py run` on a noisy machine: nothing else of ours runs meanwhile.
+
+  .venv/bin/python bench/cycle_cost.py --backend postgresql --size 10k --cycles 2000 \\
+      --out bench/results/cycle-cost.jsonl
+
+Before/after pairs: run it again with PYTHONPATH pointing at another checkout (prefstack is
+imported from wherever Python finds it; `--label` tells the runs apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import log, parse_size, pg_database_url, size_label, template_copy
+from sqlalchemy import Engine, event
+
+from app.services import accounts, annotation
+from app.services.projects import ProjectAccessCache
+from preference_store.engine import build_engine, session_factory
+
+BENCH = Path(__file__).resolve().parent
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def backend_cpu_seconds(pids: set[int]) -> float:
+    """CPU time (user + system) of the given PostgreSQL backends so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def count_statements(engine: Engine) -> dict[str, int]:
+    """Statements sent from now on, by whether their connection was inside a transaction."""
+    counts = {"in_transaction": 0, "on_their_own": 0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(connection: Any, _cursor: Any, _statement: str, *_args: Any) -> None:
+        driver = connection.connection.driver_connection
+        on_their_own = engine.dialect.name == "postgresql" and bool(driver.autocommit)
+        counts["on_their_own" if on_their_own else "in_transaction"] += 1
+
+    return counts
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    label = f"{a.backend}-{size_label(a.items)}"
+    meta = json.loads((a.workdir / f"{label}.tokens.json").read_text())
+    template = (
+        f"sqlite:///{a.workdir / f'{label}.template.db'}"
+        if a.backend == "sqlite"
+        else pg_database_url(a.pg_url, meta["template"])
+    )
+    with template_copy(
+        template, copy_path=a.workdir / f"cycle-{label}.db", pg_url=a.pg_url, pg_database=f"prefstack_cycle_{label}"
+    ) as url:
+        engine = build_engine(url, pool_size=2, serving=True)
+        sessions = session_factory(engine)
+        token_cache = accounts.TokenCache(3600)
+        project_cache = ProjectAccessCache(3600)
+        reaper = annotation.LeaseReaper(60)
+        backend_pids: set[int] = set()
+        if engine.dialect.name == "postgresql":
+
+            @event.listens_for(engine, "connect")
+            def _remember(dbapi_connection: Any, _record: Any) -> None:
+                backend_pids.add(int(dbapi_connection.info.backend_pid))
+
+        with sessions() as session:
+            principals = [
+                accounts.principal_for_api_token(session, token=entry["token"], cache=token_cache)
+                for entry in meta["tokens"]
+            ]
+
+        def cycles(count: int, offset: int) -> None:
+            for number in range(count):
+                principal = principals[(offset + number) % len(principals)]
+                assert principal is not None
+                with sessions() as session:
+                    task = annotation.next_task(
+                        session, principal=principal, slug=meta["slug"], cache=project_cache, reaper=reaper
+                    )
+                    if task is None:
+                        raise SystemExit("the template ran out of items: seed a larger one")
+                with sessions() as session:
+                    annotation.submit_pairwise(
+                        session, principal=principal, assignment_id=task.assignment_id, choice="A", cache=project_cache
+                    )
+
+        cycles(a.warmup, 0)
+        counts = count_statements(engine)
+        cpu, backend, wall = time.process_time(), backend_cpu_seconds(backend_pids), time.perf_counter()
+        cycles(a.cycles, a.warmup)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        backend = backend_cpu_seconds(backend_pids) - backend if backend_pids else 0.0
+        engine.dispose()
+    row = {
+        "label": a.label,
+        "backend": a.backend,
+        "items": a.items,
+        "cycles": a.cycles,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_before": list(os.getloadavg()),
+        "process_cpu_ms_per_cycle": round(cpu * 1000 / a.cycles, 3),
+        "database_cpu_ms_per_cycle": round(backend * 1000 / a.cycles, 3),
+        "wall_ms_per_cycle": round(wall * 1000 / a.cycles, 3),
+        "statements_per_cycle": {key: round(value / a.cycles, 2) for key, value in counts.items()},
+    }
+    log(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="postgresql")
+    parser.add_argument("--size", default="10k", help="the annotate.py seed template to copy")
+    parser.add_argument("--cycles", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--label", default="", help="names the run in the output (e.g. before/after)")
+    parser.add_argument("--workdir", type=Path, default=BENCH / ".work")
+    parser.add_argument("--pg-url", default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL))
+    parser.add_argument("--out", type=Path, default=None, help="append the result as one JSON line")
+    a = parser.parse_args()
+    a.items = parse_size(a.size)
+    row = run(a)
+    if a.out is not None:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        with a.out.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
