@@ -217,7 +217,9 @@ def skip(
 def progress_strip(
     request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
 ) -> Response:
-    numbers = progress.my_progress(session, principal=principal, slug=slug, cache=context.project_cache)
+    numbers = progress.my_progress(
+        session, principal=principal, slug=slug, cache=context.project_cache, streaks=context.streak_cache
+    )
     return render(request, "_progress.html", {"slug": slug, "progress": numbers, "progress_event": PROGRESS_EVENT})
 
 

@@ -18,6 +18,7 @@ from app.principal import AuthMethod, Principal
 from app.security import digest, tokens_match
 from app.services import accounts
 from app.services.annotation import LeaseReaper
+from app.services.progress import StreakCache
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy
@@ -40,6 +41,7 @@ class AppContext:
     token_cache: accounts.TokenCache
     login_throttle: accounts.LoginThrottle
     project_cache: ProjectAccessCache
+    streak_cache: StreakCache
     lease_reaper: LeaseReaper
     inline_database: bool
     database_limiter: CapacityLimiter

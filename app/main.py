@@ -28,6 +28,7 @@ from app.security_headers import SecurityHeaders
 from app.services.accounts import LoginThrottle, TokenCache
 from app.services.annotation import LeaseReaper
 from app.services.export_jobs import ExportJobRunner, exports_directory
+from app.services.progress import StreakCache
 from app.services.projects import ProjectAccessCache
 from app.settings import Environment, Settings
 from preference_store.engine import build_engine, runs_inline, session_factory, sqlite_file
@@ -48,6 +49,7 @@ def create_api_app(settings: Settings) -> FastAPI:
         token_cache=TokenCache(settings.security.token_cache_seconds),
         login_throttle=LoginThrottle(settings.security.login_attempts_per_minute),
         project_cache=ProjectAccessCache(settings.annotation.access_cache_seconds),
+        streak_cache=StreakCache(),
         lease_reaper=LeaseReaper(settings.annotation.lease_sweep_seconds),
         inline_database=runs_inline(engine),
         database_limiter=CapacityLimiter(settings.resolved_database_concurrency()),

@@ -10,6 +10,12 @@ steadier than `annotate.py run` on a noisy machine: nothing else of ours runs me
   .venv/bin/python bench/cycle_cost.py --backend postgresql --size 10k --cycles 2000 \\
       --out bench/results/cycle-cost.jsonl
 
+An annotator's history: `--annotators 1 --warmup 3000` measures cycles of one annotator who
+has already judged 3,000 items of the project (the warm-up cycles are theirs).
+`--progress` adds the annotator's progress strip after each judgment, as the pages reload it.
+The warm-up's judgments are then dated a day back (a history, not a long day), and on
+PostgreSQL the database is vacuumed and analyzed, as autovacuum would have done.
+
 Before/after pairs: run it again with PYTHONPATH pointing at another checkout (prefstack is
 imported from wherever Python finds it; `--label` tells the runs apart).
 """
@@ -20,15 +26,17 @@ import argparse
 import json
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from benchlib import log, parse_size, pg_database_url, size_label, template_copy
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, bindparam, event, select, text, update
 
-from app.services import accounts, annotation
+from app.services import accounts, annotation, progress
 from app.services.projects import ProjectAccessCache
 from preference_store.engine import build_engine, session_factory
+from preference_store.models import Judgment
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -57,6 +65,26 @@ def count_statements(engine: Engine) -> dict[str, int]:
     return counts
 
 
+def move_to_yesterday(engine: Engine) -> None:
+    """Date the warm-up's judgments a day back, and analyze as autovacuum would have by now.
+
+    The measured cycles then see a history, not a long day ("done today" counts today's).
+    This machine's PostgreSQL runs without autovacuum: the template was analyzed with no
+    assignments, and plans made on those statistics read an annotator's whole history per
+    row (docs/deploy.md).
+    """
+    with engine.begin() as connection:
+        dated = connection.execute(select(Judgment.id, Judgment.created_at)).all()
+        if dated:
+            connection.execute(
+                update(Judgment).where(Judgment.id == bindparam("judgment")).values(created_at=bindparam("moved")),
+                [{"judgment": row.id, "moved": row.created_at - timedelta(days=1)} for row in dated],
+            )
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+
+
 def run(a: argparse.Namespace) -> dict[str, Any]:
     label = f"{a.backend}-{size_label(a.items)}"
     meta = json.loads((a.workdir / f"{label}.tokens.json").read_text())
@@ -73,6 +101,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         token_cache = accounts.TokenCache(3600)
         project_cache = ProjectAccessCache(3600)
         reaper = annotation.LeaseReaper(60)
+        # As the server keeps one (a checkout from before the streak cache has none).
+        strip_caches: dict[str, Any] = {"streaks": progress.StreakCache()} if hasattr(progress, "StreakCache") else {}
         backend_pids: set[int] = set()
         if engine.dialect.name == "postgresql":
 
@@ -83,10 +113,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         with sessions() as session:
             principals = [
                 accounts.principal_for_api_token(session, token=entry["token"], cache=token_cache)
-                for entry in meta["tokens"]
+                for entry in meta["tokens"][: a.annotators]
             ]
 
-        def cycles(count: int, offset: int) -> None:
+        def cycles(count: int, offset: int, *, with_progress: bool) -> None:
             for number in range(count):
                 principal = principals[(offset + number) % len(principals)]
                 assert principal is not None
@@ -100,11 +130,17 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                     annotation.submit_pairwise(
                         session, principal=principal, assignment_id=task.assignment_id, choice="A", cache=project_cache
                     )
+                if with_progress:
+                    with sessions() as session:
+                        progress.my_progress(
+                            session, principal=principal, slug=meta["slug"], cache=project_cache, **strip_caches
+                        )
 
-        cycles(a.warmup, 0)
+        cycles(a.warmup, 0, with_progress=False)
+        move_to_yesterday(engine)
         counts = count_statements(engine)
         cpu, backend, wall = time.process_time(), backend_cpu_seconds(backend_pids), time.perf_counter()
-        cycles(a.cycles, a.warmup)
+        cycles(a.cycles, a.warmup, with_progress=a.progress)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         backend = backend_cpu_seconds(backend_pids) - backend if backend_pids else 0.0
         engine.dispose()
@@ -113,6 +149,9 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "backend": a.backend,
         "items": a.items,
         "cycles": a.cycles,
+        "annotators": len(principals),
+        "warmup": a.warmup,
+        "progress": a.progress,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_before": list(os.getloadavg()),
         "process_cpu_ms_per_cycle": round(cpu * 1000 / a.cycles, 3),
@@ -130,6 +169,8 @@ def main() -> None:
     parser.add_argument("--size", default="10k", help="the annotate.py seed template to copy")
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--annotators", type=int, default=None, help="cycle through only the first N seeded annotators")
+    parser.add_argument("--progress", action="store_true", help="read the progress strip after each judgment")
     parser.add_argument("--label", default="", help="names the run in the output (e.g. before/after)")
     parser.add_argument("--workdir", type=Path, default=BENCH / ".work")
     parser.add_argument("--pg-url", default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL))

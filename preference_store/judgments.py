@@ -393,27 +393,33 @@ def count_since(session: Session, *, annotator_id: int, project_id: int | None, 
 
 def count_sensitive_since(session: Session, *, annotator_id: int, since: datetime) -> int:
     """How many items flagged sensitive an annotator judged since a moment, in any project."""
+    # Per judgment, one probe of the item's key. A join would let PostgreSQL start from the
+    # items: few are flagged, so it expects few rows there and scans the item table for them.
+    sensitive = select(Item.is_sensitive).where(Item.id == Judgment.item_id).scalar_subquery()
     statement = (
         select(func.count())
         .select_from(Judgment)
-        .join(Item, Item.id == Judgment.item_id)
-        .where(Judgment.annotator_id == annotator_id, Judgment.created_at >= since, Item.is_sensitive)
+        .where(Judgment.annotator_id == annotator_id, Judgment.created_at >= since, sensitive)
     )
     return int(session.scalar(statement) or 0)
 
 
-def days_with_judgments(session: Session, *, annotator_id: int, since: datetime) -> set[str]:
-    """The UTC days (YYYY-MM-DD) on which an annotator judged anything, since a moment."""
+def judged_since(session: Session, *, annotator_id: int, since: datetime) -> bool:
+    """Whether an annotator judged anything since a moment, in any project."""
+    judged = select(Judgment.id).where(Judgment.annotator_id == annotator_id, Judgment.created_at >= since)
+    return bool(session.scalar(select(judged.exists())))
+
+
+def days_with_judgments(session: Session, *, annotator_id: int, since: datetime, before: datetime) -> set[str]:
+    """The UTC days (YYYY-MM-DD) on which an annotator judged anything, from `since` up to `before`."""
     dialect = session.get_bind().dialect.name
     day = (
         func.to_char(func.timezone("UTC", Judgment.created_at), "YYYY-MM-DD")
         if dialect == "postgresql"
         else func.substr(Judgment.created_at, 1, 10)
     )
-    rows = session.scalars(
-        select(day).where(Judgment.annotator_id == annotator_id, Judgment.created_at >= since).group_by(day)
-    )
-    return {str(value) for value in rows}
+    in_span = (Judgment.annotator_id == annotator_id, Judgment.created_at >= since, Judgment.created_at < before)
+    return {str(value) for value in session.scalars(select(day).where(*in_span).group_by(day))}
 
 
 def recent_judgments(session: Session, *, annotator_id: int, project_id: int, limit: int) -> list[JudgmentRow]:

@@ -300,6 +300,8 @@ class Judgment(Base):
     __table_args__ = (
         Index("ix_judgment_project_id_item_id", "project_id", "item_id"),
         Index("ix_judgment_annotator_day", "annotator_id", "project_id", "created_at"),
+        # An annotator's judgments in any project over a span (today's, the streak's days).
+        Index("ix_judgment_annotator_id_created_at", "annotator_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

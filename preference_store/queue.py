@@ -86,11 +86,22 @@ _CURSOR = func.coalesce(
 
 
 def _not_held(queue_rows: Any) -> ColumnElement[bool]:
-    return ~exists().where(
-        _A.c.annotator_id == bindparam("for_annotator"),
-        _A.c.project_id == bindparam("in_project"),
-        _A.c.item_id == queue_rows.c.item_id,
+    """The caller never held the item: one probe of the assignment's unique index per row.
+
+    A count compared with zero, not NOT EXISTS: PostgreSQL may turn NOT EXISTS into an
+    anti-join, which reads every assignment the caller ever had in the project (for each
+    row, on stale statistics) where the search looks at a few rows.
+    """
+    held = (
+        select(func.count())
+        .where(
+            _A.c.annotator_id == bindparam("for_annotator"),
+            _A.c.project_id == bindparam("in_project"),
+            _A.c.item_id == queue_rows.c.item_id,
+        )
+        .scalar_subquery()
     )
+    return held == ZERO
 
 
 def _routed(queue_rows: Any) -> ColumnElement[bool]:
@@ -110,43 +121,51 @@ class ClaimStatements:
     candidate_waiting: Any
 
 
+def _open_after_cursor(
+    queue_rows: Any, routed: bool, *, held_only_if_reopened: bool = False
+) -> tuple[ColumnElement[bool], ...]:
+    # The caller can hold an open item after their cursor only if its rank moved up past the
+    # cursor since, which flagged it reopened: `held_only_if_reopened` probes those rows
+    # alone (the count's shortcut; a claim probes every row it would take).
+    not_held = or_(~queue_rows.c.is_reopened, _not_held(queue_rows)) if held_only_if_reopened else _not_held(queue_rows)
+    conditions = (
+        queue_rows.c.project_id == bindparam("in_project"),
+        queue_rows.c.open_slots > ZERO,
+        queue_rows.c.rank > _CURSOR,
+        not_held,
+    )
+    return (*conditions, _routed(queue_rows)) if routed else conditions
+
+
+def _reopened_below_cursor(queue_rows: Any, routed: bool) -> tuple[ColumnElement[bool], ...]:
+    # Only reopened items below the cursor: one above it is next in the walk anyway, and
+    # claiming it first would move the cursor past open items the caller never saw.
+    conditions = (
+        queue_rows.c.project_id == bindparam("in_project"),
+        queue_rows.c.is_reopened,
+        queue_rows.c.open_slots > ZERO,
+        queue_rows.c.rank < _CURSOR,
+        _not_held(queue_rows),
+    )
+    return (*conditions, _routed(queue_rows)) if routed else conditions
+
+
 @functools.cache
 def claim_statements(routed: bool) -> ClaimStatements:
     """The claim's SELECTs, with or without language routing (compiled once each)."""
-
-    def open_after_cursor(queue_rows: Any) -> tuple[ColumnElement[bool], ...]:
-        conditions = (
-            queue_rows.c.project_id == bindparam("in_project"),
-            queue_rows.c.open_slots > ZERO,
-            queue_rows.c.rank > _CURSOR,
-            _not_held(queue_rows),
-        )
-        return (*conditions, _routed(queue_rows)) if routed else conditions
-
-    # Only reopened items below the cursor: one above it is next in the walk anyway, and
-    # claiming it first would move the cursor past open items the caller never saw.
-    reopened_conditions = [
-        _Q.c.project_id == bindparam("in_project"),
-        _Q.c.is_reopened,
-        _Q.c.open_slots > ZERO,
-        _Q.c.rank < _CURSOR,
-        _not_held(_Q),
-    ]
-    if routed:
-        reopened_conditions.append(_routed(_Q))
-    reopened = select(_Q.c.item_id, _Q.c.rank).where(*reopened_conditions).order_by(_Q.c.rank).limit(ONE)
-    candidate = select(_Q.c.item_id, _Q.c.rank).where(*open_after_cursor(_Q)).order_by(_Q.c.rank).limit(ONE)
+    reopened = select(_Q.c.item_id, _Q.c.rank).where(*_reopened_below_cursor(_Q, routed)).order_by(_Q.c.rank).limit(ONE)
+    candidate = select(_Q.c.item_id, _Q.c.rank).where(*_open_after_cursor(_Q, routed)).order_by(_Q.c.rank).limit(ONE)
     first_open = aliased(_Q, name="first_open_q")
     first_open_probe = (
         select(first_open.c.rank)
-        .where(*open_after_cursor(first_open))
+        .where(*_open_after_cursor(first_open, routed))
         .order_by(first_open.c.rank)
         .limit(ONE)
         .scalar_subquery()
     )
     candidate_skipping = (
         select(_Q.c.item_id, _Q.c.rank, first_open_probe.label("first_open"))
-        .where(*open_after_cursor(_Q))
+        .where(*_open_after_cursor(_Q, routed))
         .order_by(_Q.c.rank)
         .limit(ONE)
         .with_for_update(skip_locked=True, of=_Q)
@@ -544,15 +563,31 @@ def reopen_passed(session: Session, *, project_id: int, item_ids: Sequence[int])
 def count_servable(
     session: Session, *, project_id: int, annotator_id: int, languages: Sequence[str] | None, limit: int
 ) -> int:
-    """How many items the annotator could still be served, counted up to `limit`: the scan stops
-    there, so the count costs the same on a 100k-item project as on a small one."""
-    conditions = [_Q.c.project_id == project_id, _Q.c.open_slots > ZERO, _not_held(_Q)]
-    params: dict[str, Any] = {"in_project": project_id, "for_annotator": annotator_id, "limit": limit}
+    """How many items the annotator could still be served, counted up to `limit`.
+
+    Counted as a claim searches (reopened items below the caller's cursor, then open items
+    after it): at most `limit` rows of each, however many items the project has and however
+    many the caller already judged.
+    """
+    params: dict[str, Any] = {"in_project": project_id, "for_annotator": annotator_id}
     if languages is not None:
-        conditions.append(_routed(_Q))
         params["languages"] = list(languages)
-    servable = select(_Q.c.item_id).where(*conditions).limit(bindparam("limit")).subquery()
-    return int(_run(session, select(func.count()).select_from(servable), params).scalar() or 0)
+    counted = int(_run(session, servable_count_statement(languages is not None, limit), params).scalar() or 0)
+    return min(counted, limit)
+
+
+@functools.cache
+def servable_count_statement(routed: bool, limit: int) -> Any:
+    """`count_servable`'s statement (parameters `in_project`, `for_annotator`, `languages` if routed)."""
+    # The limit written out, as the claim's: a generic plan cannot see a bound one.
+    written_limit = literal_column(str(int(limit)), Integer)
+
+    def counted(conditions: tuple[ColumnElement[bool], ...]) -> Any:
+        found = select(_Q.c.item_id).where(*conditions).order_by(_Q.c.rank).limit(written_limit).subquery()
+        return select(func.count()).select_from(found).scalar_subquery()
+
+    after_cursor = _open_after_cursor(_Q, routed, held_only_if_reopened=True)
+    return select(counted(_reopened_below_cursor(_Q, routed)) + counted(after_cursor))
 
 
 def _first_candidate(session: Session, params: dict[str, Any], reopened: Any, fresh: Any) -> _Candidate | None:

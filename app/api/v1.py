@@ -326,7 +326,13 @@ def my_recent_judgments(slug: str, call: ApiCall) -> list[MyJudgmentOut]:
 @router.get("/projects/{slug}/my/progress", tags=["annotation"])
 def my_progress(slug: str, call: ApiCall) -> ProgressOut:
     """Done today, left in the queue, streak, flagged items seen today."""
-    numbers = progress.my_progress(call.session, principal=call.principal, slug=slug, cache=call.context.project_cache)
+    numbers = progress.my_progress(
+        call.session,
+        principal=call.principal,
+        slug=slug,
+        cache=call.context.project_cache,
+        streaks=call.context.streak_cache,
+    )
     return ProgressOut.model_validate(numbers, from_attributes=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,14 +43,12 @@ def my_progress(
     slug: str,
     now: datetime | None = None,
     cache: ProjectAccessCache | None = None,
+    streaks: StreakCache | None = None,
 ) -> Progress:
     now = now or utcnow()
     project = get_project(session, principal=principal, slug=slug, cache=cache)
     options = cached_options(project)
     today = start_of_day(now)
-    days = judgment_store.days_with_judgments(
-        session, annotator_id=principal.id, since=today - timedelta(days=STREAK_WINDOW_DAYS)
-    )
     servable = queue.count_servable(
         session,
         project_id=project.id,
@@ -63,17 +62,51 @@ def my_progress(
         + repeats.answered_today(session, project=project, annotator_id=principal.id, since=today),
         left_in_queue=min(servable, QUEUE_COUNT_LIMIT),
         more_in_queue=servable > QUEUE_COUNT_LIMIT,
-        streak_days=_streak(days, today),
+        streak_days=_streak(session, annotator_id=principal.id, today=today, streaks=streaks),
         sensitive_today=judgment_store.count_sensitive_since(session, annotator_id=principal.id, since=today),
         daily_cap=options.daily_cap,
         break_after_minutes=options.break_after_minutes,
     )
 
 
-def _streak(days: set[str], today: datetime) -> int:
-    day = today if today.strftime("%Y-%m-%d") in days else today - timedelta(days=1)
-    streak = 0
-    while day.strftime("%Y-%m-%d") in days:
-        streak += 1
-        day -= timedelta(days=1)
-    return streak
+class StreakCache:
+    """Each annotator's run of days with judgments up to yesterday, read once a day.
+
+    The strip reloads after every judgment; the run before today cannot change during the
+    day, so only whether the annotator judged today is read each time, instead of a
+    year of their judgments. Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._today: datetime | None = None
+        self._runs: dict[int, int] = {}
+
+    def run_before(self, annotator_id: int, today: datetime) -> int | None:
+        with self._lock:
+            return self._runs.get(annotator_id) if self._today == today else None
+
+    def remember(self, annotator_id: int, today: datetime, run: int) -> None:
+        with self._lock:
+            if self._today != today:
+                self._today, self._runs = today, {}
+            self._runs[annotator_id] = run
+
+
+def _streak(session: Session, *, annotator_id: int, today: datetime, streaks: StreakCache | None) -> int:
+    run = streaks.run_before(annotator_id, today) if streaks is not None else None
+    if run is None:
+        since = today - timedelta(days=STREAK_WINDOW_DAYS)
+        days = judgment_store.days_with_judgments(session, annotator_id=annotator_id, since=since, before=today)
+        run = _run_of_days(days, ending=today - timedelta(days=1))
+        if streaks is not None:
+            streaks.remember(annotator_id, today, run)
+    return run + 1 if judgment_store.judged_since(session, annotator_id=annotator_id, since=today) else run
+
+
+def _run_of_days(days: set[str], *, ending: datetime) -> int:
+    run = 0
+    while ending.strftime("%Y-%m-%d") in days:
+        run += 1
+        ending -= timedelta(days=1)
+    return run

@@ -144,3 +144,80 @@ def test_claim_queries_use_their_partial_index_after_analyze(
     if statement_name == "candidate" and session.get_bind().dialect.name == "sqlite":
         assert "rank>?" in plan, plan  # the cursor bounds the walk; nothing below it is read
         assert "ix_assignment_cursor" in plan, plan  # and is found without reading the caller's history
+
+
+def _servable(session: Session, project_id: int, annotator_id: int, limit: int = 100) -> int:
+    return queue.count_servable(session, project_id=project_id, annotator_id=annotator_id, languages=None, limit=limit)
+
+
+def test_the_servable_count_is_what_the_caller_can_still_claim(
+    session: Session, operator: Principal, people: People
+) -> None:
+    project_id, (first, second, third, fourth) = _setup(session, operator, people, items=12, overlap=2)
+    start = utcnow()
+    for _ in range(4):
+        _claim_and_submit(session, project_id, first)  # items 1-4, one slot left on each
+    for annotator in (second, third, fourth):
+        # Items 1-3 leased; the first two leases lapse, which reopens those items.
+        seconds = 600 if annotator == fourth else 1
+        lease = queue.claim_next(
+            session, project_id=project_id, annotator_id=annotator, lease_seconds=seconds, now=start
+        )
+        assert lease is not None
+    _claim_and_submit(session, project_id, first)  # item 5: the cursor passes the full items 1-3
+    assert queue.expire_stale_leases(session, project_id=project_id, now=start + timedelta(seconds=2)) == 2
+    session.commit()
+    # First: the reopened items 1 and 2 are theirs already, so 6-12. Second: after item 1 (which
+    # they held), item 2 (reopened), 4, 5 (a slot each) and 6-12.
+    expected = {first: 7, second: 10}
+    assert {who: _servable(session, project_id, who) for who in expected} == expected
+    assert _servable(session, project_id, second, limit=3) == 3
+    for who, count in expected.items():
+        claimed = 0
+        while _claim_and_submit(session, project_id, who) is not None:
+            claimed += 1
+        assert claimed == count
+        assert _servable(session, project_id, who) == 0
+
+
+def test_an_item_the_caller_judged_moved_past_their_cursor_is_not_counted(
+    session: Session, operator: Principal, people: People
+) -> None:
+    project_id, (first, second, *_) = _setup(session, operator, people, items=6, overlap=2)
+    judged = [_claim_and_submit(session, project_id, first) for _ in range(3)]
+    # Served last from now on: item 1 now ranks after the cursor, open, and theirs already.
+    assert queue.set_priority(session, project_id=project_id, item_ids=[judged[0]], priority=-5) == 1
+    session.commit()
+    assert _servable(session, project_id, first) == 3
+    assert _servable(session, project_id, second) == 6
+    claimed = []
+    while (item_id := _claim_and_submit(session, project_id, first)) is not None:
+        claimed.append(item_id)
+    assert len(claimed) == 3 and judged[0] not in claimed
+
+
+def test_neither_claim_nor_count_reads_the_callers_history_after_analyze(
+    session: Session, operator: Principal, people: People
+) -> None:
+    project_id, annotators = _setup(session, operator, people, items=120, overlap=1)
+    for _ in range(100):
+        _claim_and_submit(session, project_id, annotators[0])
+    session.execute(text("ANALYZE"))
+    params = {"in_project": project_id, "for_annotator": annotators[0]}
+    statements = queue.claim_statements(False)
+    plans = {
+        name: _plan(session, statement.params(**params))
+        for name, statement in [
+            ("candidate", statements.candidate_skipping),
+            ("reopened", statements.reopened_skipping),
+            ("servable", queue.servable_count_statement(False, 1001)),
+        ]
+    }
+    for name, plan in plans.items():
+        if session.get_bind().dialect.name == "postgresql":
+            # An anti-join reads all 100 of the caller's assignments; a probe per row reads one.
+            assert "Anti Join" not in plan and "SubPlan" in plan, (name, plan)
+        else:
+            assert "(annotator_id=? AND project_id=? AND item_id=?)" in plan, (name, plan)
+    if session.get_bind().dialect.name == "sqlite":
+        assert "rank>?" in plans["servable"], plans["servable"]  # the walk starts at the cursor
