@@ -359,6 +359,7 @@ def test_progress_fragment_counts_todays_judgments(client: TestClient, workbench
     assert strip.text.lstrip().startswith('<div id="progress"')
     assert re.search(r'data-stat="done">Done today <b>1</b>', strip.text)
     assert re.search(r'data-stat="left">Left in queue <b>\d+</b>', strip.text)
+    assert 'data-stat="streak">Streak <b>1</b> day</span>' in strip.text
     assert 'hx-trigger="prefstack-progress from:body"' in strip.text
 
 
