@@ -291,6 +291,9 @@ ARCHIVE = _Spec(
         "sensitive_categories": SENSITIVE_CATEGORIES,
         # A fifth of the tasks re-serve an item the rater judged, sides swapped: self-consistency.
         "quality": {"repeat_rate": 0.2, "repeat_after": 8},
+        # Six of eight must agree, so the arbitration queue has cases to show whatever sides the
+        # raters were shown (the shuffle is random); at the default 0.6 it was sometimes empty.
+        "arbitration": {"min_agreement": 0.7},
     },
     items=DEMO_DATA / "demo_items.jsonl",
     overlap=8,
