@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from jinja2_fragments import render_block
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from annotation_ui import i18n
@@ -38,8 +40,14 @@ def render(
     block: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    out_of_band: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> Response:
-    """The whole page, or only `block` when htmx asks; always `Vary: HX-Request`."""
+    """The whole page, or only `block` when htmx asks; always `Vary: HX-Request`.
+
+    `out_of_band`: (template, context) fragments rendered after the block when htmx asks, each
+    an element marked `hx-swap-oob` that replaces the page's element of the same id: one answer
+    updates several parts of the page.
+    """
     principal = getattr(request.state, "principal", None)
     language = i18n.request_language(request)
     full_context = {
@@ -50,8 +58,16 @@ def render(
         **context,
     }
     # The template renders inside TemplateResponse's constructor, so the language is set around it.
+    response: Response
     with i18n.activate(language):
-        if block is not None and is_htmx(request):
+        if block is not None and is_htmx(request) and out_of_band:
+            fragments = [render_block(templates.env, template, block, full_context)]
+            fragments += [
+                templates.get_template(name).render({**full_context, **fragment, "out_of_band": True})
+                for name, fragment in out_of_band
+            ]
+            response = HTMLResponse("".join(fragments), status_code=status_code, headers=headers)
+        elif block is not None and is_htmx(request):
             response = templates.TemplateResponse(
                 request, template, full_context, block_name=block, status_code=status_code, headers=headers
             )

@@ -13,7 +13,7 @@ from annotation_ui.forms import time_spent, verdict_from_form
 from annotation_ui.messages import error_text
 from annotation_ui.rendering import is_htmx, render
 from annotation_ui.task_form import FormFields, FormState, form_state, kind_assets, single, values_of_verdict
-from app.deps import Context, CurrentPrincipal, DbSession
+from app.deps import Call, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput
 from app.principal import Principal
 from app.services import annotation, gold, progress, projects, qualification, revisions
@@ -24,11 +24,17 @@ if TYPE_CHECKING:
 router = APIRouter(include_in_schema=False)
 
 
+# The annotation loop's pages (the annotate page, submit, skip) are `async def` and run
+# their work as the JSON API does (`Call.run`): inline on SQLite, else in a thread under
+# `database_concurrency`; not in the default threadpool, where every page of every user competes.
+
+
 @router.get("/projects/{slug}/annotate", response_class=HTMLResponse)
-def annotate_page(
+async def annotate_page(
     request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
 ) -> Response:
-    return _task_page(request, slug, session, context, principal)
+    call = Call(session, principal, context)
+    return await call.run(_task_page, request, slug, session, context, principal, with_loop_state=not is_htmx(request))
 
 
 SKIP_REASONS = (
@@ -38,8 +44,7 @@ SKIP_REASONS = (
     ("other", "Other"),
 )
 """Skip reasons offered in the dialog (annotate.html lists the same values): form value -> reason stored."""
-PROGRESS_EVENT = "prefstack-progress"
-"""Fired (HX-Trigger) after each submit, skip or revision: the progress strip and recent list reload."""
+RECENT_SHOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +65,14 @@ def _task_page(
     *,
     state: FormState | None = None,
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    with_loop_state: bool = False,
 ) -> Response:
-    """The annotate page (or its task block for htmx) with the caller's current lease."""
+    """The annotate page (or its task block for htmx) with the caller's current lease.
+
+    `with_loop_state`: with the progress strip and the recent judgments as they are once the lease
+    is taken, in the page or (htmx, after a submit, skip or revision) swapped out of band: one
+    request per judgment, not one for the task and two more for what it changed.
+    """
     cap: int | None = None
     paused: qualification.MemberPaused | None = None
     missing: list[qualification.QualificationStatus] = []
@@ -86,8 +96,32 @@ def _task_page(
         state=state or FormState(),
         cap_reached=cap,
         status_code=status_code,
-        headers=headers,
         gold_state={"paused": paused, "qualification": missing},
+        loop_state=_loop_state(session, context, principal, slug) if with_loop_state else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    """What the page shows around the task: the progress strip's numbers and the recent judgments."""
+
+    progress: progress.Progress
+    recent: list[revisions.ShownJudgment]
+
+
+def _loop_state(session: DbSession, context: Context, principal: Principal, slug: str) -> LoopState:
+    numbers = progress.my_progress(
+        session, principal=principal, slug=slug, cache=context.project_cache, streaks=context.streak_cache
+    )
+    shown = _recent_shown(session, context, principal, slug)
+    return LoopState(progress=numbers, recent=shown)
+
+
+def _recent_shown(
+    session: DbSession, context: Context, principal: Principal, slug: str
+) -> list[revisions.ShownJudgment]:
+    return revisions.recent_judgments(
+        session, principal=principal, slug=slug, cache=context.project_cache, limit=RECENT_SHOWN, with_history=False
     )
 
 
@@ -100,10 +134,18 @@ def _render_task(
     revising: Revising | None = None,
     cap_reached: int | None = None,
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
     gold_state: dict[str, Any] | None = None,
+    loop_state: LoopState | None = None,
 ) -> Response:
     options = projects.cached_options(project)
+    around: dict[str, Any] = {}
+    out_of_band: list[tuple[str, dict[str, Any]]] = []
+    if loop_state is not None:
+        around = {"progress": loop_state.progress, "recent": loop_state.recent}
+        out_of_band = [
+            ("_progress.html", {"progress": loop_state.progress}),
+            ("_recent.html", {"recent": loop_state.recent}),
+        ]
     return render(
         request,
         "annotate.html",
@@ -119,21 +161,25 @@ def _render_task(
             "revising": revising,
             "cap_reached": cap_reached,
             "kind_assets": kind_assets(project.kind.value),
-            "progress_event": PROGRESS_EVENT,
+            **around,
             **(gold_state or {}),
         },
         block="task",
         status_code=status_code,
-        headers=headers,
+        out_of_band=out_of_band,
     )
 
 
-def _progress_headers() -> dict[str, str]:
-    return {"HX-Trigger": PROGRESS_EVENT}
+def _invalid_form_page(
+    request: Request, slug: str, session: DbSession, context: Context, principal: Principal, state: FormState
+) -> Response:
+    """The task again after a refused form (422), with what was sent and why it was refused."""
+    session.rollback()
+    return _task_page(request, slug, session, context, principal, state=state, status_code=422)
 
 
 @router.post("/projects/{slug}/annotate/{assignment_id}", response_class=HTMLResponse)
-def submit(
+async def submit(
     request: Request,
     slug: str,
     assignment_id: int,
@@ -142,8 +188,10 @@ def submit(
     principal: CurrentPrincipal,
     fields: FormFields,
 ) -> Response:
+    call = Call(session, principal, context)
     try:
-        stored = annotation.submit_judgment(
+        stored = await call.run(
+            annotation.submit_judgment,
             session,
             principal=principal,
             assignment_id=assignment_id,
@@ -152,26 +200,31 @@ def submit(
             cache=context.project_cache,
         )
     except InvalidInput as error:
-        session.rollback()
-        return _task_page(
-            request, slug, session, context, principal, state=form_state(request, error, fields), status_code=422
-        )
+        state = form_state(request, error, fields)
+        return await call.run(_invalid_form_page, request, slug, session, context, principal, state)
     if stored.gold_feedback:
         if not is_htmx(request):
             return RedirectResponse(f"/projects/{quote(slug)}/annotate/{assignment_id}/feedback", status_code=303)
-        feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
-        project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
-        return _render_task(
-            request,
-            project,
-            None,
-            state=FormState(),
-            headers=_progress_headers(),
-            gold_state={"feedback": feedback},
-        )
+        return await call.run(_gold_feedback_fragment, request, slug, assignment_id, session, context, principal)
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    return _task_page(request, slug, session, context, principal, headers=_progress_headers())
+    return await call.run(_task_page, request, slug, session, context, principal, with_loop_state=True)
+
+
+def _gold_feedback_fragment(
+    request: Request, slug: str, assignment_id: int, session: DbSession, context: Context, principal: Principal
+) -> Response:
+    """Training and qualification, after a gold item's submit: its expected answer in place of the next task."""
+    feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
+    project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
+    return _render_task(
+        request,
+        project,
+        None,
+        state=FormState(),
+        gold_state={"feedback": feedback},
+        loop_state=_loop_state(session, context, principal, slug),
+    )
 
 
 @router.get("/projects/{slug}/annotate/{assignment_id}/feedback", response_class=HTMLResponse)
@@ -187,7 +240,7 @@ def gold_feedback(
 
 
 @router.post("/projects/{slug}/annotate/{assignment_id}/skip", response_class=HTMLResponse)
-def skip(
+async def skip(
     request: Request,
     slug: str,
     assignment_id: int,
@@ -201,16 +254,18 @@ def skip(
     text = other.strip() if reason == "other" else known.get(reason, "")
     if reason == "other" and text:
         text = f"Other: {text}"
+    call = Call(session, principal, context)
     try:
-        annotation.skip_assignment(session, principal=principal, assignment_id=assignment_id, reason=text)
+        await call.run(
+            annotation.skip_assignment, session, principal=principal, assignment_id=assignment_id, reason=text
+        )
     except InvalidInput as error:
-        session.rollback()
         message = error_text(request, error)
         state = FormState(error=message, problems=["reason"], messages={"reason": message})
-        return _task_page(request, slug, session, context, principal, state=state, status_code=422)
+        return await call.run(_invalid_form_page, request, slug, session, context, principal, state)
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    return _task_page(request, slug, session, context, principal, headers=_progress_headers())
+    return await call.run(_task_page, request, slug, session, context, principal, with_loop_state=True)
 
 
 @router.get("/projects/{slug}/progress", response_class=HTMLResponse)
@@ -220,20 +275,14 @@ def progress_strip(
     numbers = progress.my_progress(
         session, principal=principal, slug=slug, cache=context.project_cache, streaks=context.streak_cache
     )
-    return render(request, "_progress.html", {"slug": slug, "progress": numbers, "progress_event": PROGRESS_EVENT})
+    return render(request, "_progress.html", {"slug": slug, "progress": numbers})
 
 
 @router.get("/projects/{slug}/recent", response_class=HTMLResponse)
 def recent_list(
     request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
 ) -> Response:
-    shown = revisions.recent_judgments(session, principal=principal, slug=slug, cache=context.project_cache)
-    return render(
-        request, "_recent.html", {"slug": slug, "recent": shown[:RECENT_SHOWN], "progress_event": PROGRESS_EVENT}
-    )
-
-
-RECENT_SHOWN = 5
+    return render(request, "_recent.html", {"slug": slug, "recent": _recent_shown(session, context, principal, slug)})
 
 
 @router.get("/projects/{slug}/judgments/{judgment_id}", response_class=HTMLResponse)
@@ -297,4 +346,4 @@ def revise(
         )
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    return _task_page(request, slug, session, context, principal, headers=_progress_headers())
+    return _task_page(request, slug, session, context, principal, with_loop_state=True)

@@ -107,7 +107,9 @@ async def _identify(request: Request, session: Session, context: AppContext) -> 
             raise NotAuthenticated("invalid_token", "This API token is unknown or revoked.")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
+        if cookie and context.inline_database:
+            principal = _principal_for_cookie(session, cookie)  # SQLite: a local read, no thread hop
+        elif cookie:
             principal = await run_in_threadpool(accounts.principal_for_session, session, token=cookie)
     request.state.principal = principal
     return principal
@@ -122,6 +124,14 @@ def _principal_for_token(session: Session, token: str, cache: accounts.TokenCach
     """
     try:
         return accounts.principal_for_api_token(session, token=token, cache=cache)
+    finally:
+        session.close()
+
+
+def _principal_for_cookie(session: Session, cookie: str) -> Principal | None:
+    """A login session looked up, its read ended where it ran (see `_principal_for_token`)."""
+    try:
+        return accounts.principal_for_session(session, token=cookie)
     finally:
         session.close()
 

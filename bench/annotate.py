@@ -494,6 +494,8 @@ def run_load(**kwargs: Any) -> LoadResult:
 CALL_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError, asyncio.TimeoutError)
 ASSIGNMENT_ATTR = re.compile(rb'data-assignment="(\d*)"')
 CSRF_INPUT = re.compile(rb'name="csrf_token" value="([^"]*)"')
+OOB_PROGRESS = b'<div id="progress" class="progress" hx-swap-oob="true">'
+OOB_RECENT = b'<section id="recent" class="recent" hx-swap-oob="true">'
 BENCH_PASSWORD = "bench-password-not-secret"  # noqa: S105  (bench accounts only)
 
 
@@ -584,8 +586,9 @@ class ApiAnnotator(Annotator):
 
 class HtmlAnnotator(Annotator):
     """The browser's calls: log in through the form, load the annotate page, then per judgment
-    the htmx POST of the form (it answers with the next task's fragment) and the two fragments
-    its HX-Trigger reloads (progress strip, recent judgments)."""
+    the htmx POST of the form. It answers with the next task's fragment and the progress strip
+    and recent judgments out of band; from a server that answers without them (before
+    2026-12-03), the browser fetched both after the answer, and so does this annotator."""
 
     def __init__(self, host: str, port: int, slug: str, rnd: random.Random, *, email: str) -> None:
         super().__init__(host, port, slug, rnd)
@@ -648,8 +651,9 @@ class HtmlAnnotator(Annotator):
         if status == 200 and self.read_task(page) and b'id="form-error"' not in page:
             tick.acknowledged = (None, assignment)
             tick.no_work = self.assignment is None
-            for name in ("progress", "recent"):
-                await self.call(tick, name, self.get(f"/projects/{self.slug}/{name}", htmx=True))
+            for name, swapped in (("progress", OOB_PROGRESS), ("recent", OOB_RECENT)):
+                if swapped not in page:
+                    await self.call(tick, name, self.get(f"/projects/{self.slug}/{name}", htmx=True))
         elif status == 200:
             self.assignment = None
         return tick
@@ -1017,7 +1021,7 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
             url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=len(result.acknowledged)
         )
     # HTML: the POST answers with the next task, so "judgment" is the submit and "next" the two
-    # fragments its HX-Trigger reloads.
+    # fragments fetched after it from a server that does not send them with it.
     nexts = (
         result.latency.get("next", [])
         if a.surface == "api"

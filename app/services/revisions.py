@@ -46,15 +46,28 @@ class ShownJudgment:
 
 
 def recent_judgments(
-    session: Session, *, principal: Principal, slug: str, cache: ProjectAccessCache | None = None
+    session: Session,
+    *,
+    principal: Principal,
+    slug: str,
+    cache: ProjectAccessCache | None = None,
+    limit: int | None = None,
+    with_history: bool = True,
 ) -> list[ShownJudgment]:
-    """The caller's latest judgments in a project, newest first, the revisable ones marked."""
+    """The caller's latest judgments in a project, newest first, the revisable ones marked.
+
+    `limit`: at most this many (default: the revisable ones, and at least 10); `with_history`:
+    with each judgment's earlier revisions (a page that lists only the current ones skips the read).
+    """
     project = get_project(session, principal=principal, slug=slug, cache=cache)
     options = cached_options(project)
     rows = judgment_store.recent_judgments(
-        session, annotator_id=principal.id, project_id=project.id, limit=max(options.revisable_judgments, 10)
+        session,
+        annotator_id=principal.id,
+        project_id=project.id,
+        limit=max(options.revisable_judgments, 10) if limit is None else limit,
     )
-    history = judgment_store.revisions_of(session, judgment_ids=[row.id for row in rows])
+    history = judgment_store.revisions_of(session, judgment_ids=[row.id for row in rows]) if with_history else {}
     return [
         _shown(row, project.slug, revisable=index < options.revisable_judgments, history=history.get(row.id, []))
         for index, row in enumerate(rows)

@@ -236,8 +236,13 @@ def test_pairwise_page_shows_the_projects_extras(client: TestClient, workbench: 
     assert 'id="kind-help"' in page
     assert 'id="guidelines-panel"' in page
     assert "version 1" in page
-    assert 'hx-get="/projects/workbench/progress"' in page
-    assert 'hx-get="/projects/workbench/recent"' in page
+    # The strip and the recent list come with the page, not in two more requests after it.
+    assert re.search(
+        r'<div id="progress" class="progress">\s*<span class="stat" data-stat="done">Done today <b>0</b>', page
+    )
+    assert '<section id="recent" class="recent">' in page
+    assert 'hx-get="/projects/workbench/progress"' not in page
+    assert 'hx-get="/projects/workbench/recent"' not in page
     assert 'dir="auto"' in page
     assert 'lang="en"' in page
     assert "rubric.js" not in page
@@ -263,7 +268,7 @@ def test_pairwise_with_strength_labels_rationale_and_rewrite_stores_positions(
         headers=_htmx(csrf),
     )
     assert response.status_code == 200, response.text
-    assert response.headers["hx-trigger"] == "prefstack-progress"
+    _assert_swaps_loop_state(response.text, done_today=1, recent=["w1"])
     order = _shown_order(session, assignment)
     stored = session.execute(select(Judgment).where(Judgment.assignment_id == assignment)).scalar_one()
     assert stored.payload == {
@@ -276,6 +281,17 @@ def test_pairwise_with_strength_labels_rationale_and_rewrite_stores_positions(
     }
     assert stored.time_spent_ms == 4200
     assert stored.guidelines_version == 1
+
+
+def _assert_swaps_loop_state(html: str, *, done_today: int, recent: list[str]) -> None:
+    """The answer is the next task, then the strip and the recent list swapped in out of band."""
+    assert html.lstrip().startswith('<section id="task"')
+    strip = re.search(r'<div id="progress" class="progress" hx-swap-oob="true">(.*?)</div>', html, re.S)
+    assert strip, html
+    assert f'data-stat="done">Done today <b>{done_today}</b>' in strip.group(1)
+    listed = re.search(r'<section id="recent" class="recent" hx-swap-oob="true">(.*?)</section>', html, re.S)
+    assert listed, html
+    assert re.findall(r'<span class="recent-item">Item ([^<]+)</span>', listed.group(1)) == recent
 
 
 def test_invalid_submission_is_422_keeping_the_values_and_naming_the_field(
@@ -300,6 +316,7 @@ def test_invalid_submission_is_422_keeping_the_values_and_naming_the_field(
     assert re.search(r'name="labels.B" value="spam" data-digit="3"\s+checked', html)
     assert ">Kept &lt;text&gt;</textarea>" in html
     assert ">My rewrite</textarea>" in html
+    assert "hx-swap-oob" not in html  # nothing stored, nothing else on the page changes
     assert session.scalar(select(func.count()).select_from(Judgment)) == 0
 
 
@@ -323,7 +340,7 @@ def test_skip_with_a_reason_returns_the_next_task(client: TestClient, workbench:
         f"/projects/workbench/annotate/{first}/skip", data={"reason": "language"}, headers=_htmx(csrf)
     )
     assert response.status_code == 200
-    assert response.headers["hx-trigger"] == "prefstack-progress"
+    _assert_swaps_loop_state(response.text, done_today=0, recent=[])
     second = re.search(r'data-assignment="(\d+)"', response.text)
     assert second and int(second.group(1)) != first
     skipped = session.execute(select(Assignment).where(Assignment.id == first)).scalar_one()
@@ -360,7 +377,7 @@ def test_progress_fragment_counts_todays_judgments(client: TestClient, workbench
     assert re.search(r'data-stat="done">Done today <b>1</b>', strip.text)
     assert re.search(r'data-stat="left">Left in queue <b>\d+</b>', strip.text)
     assert 'data-stat="streak">Streak <b>1</b> day</span>' in strip.text
-    assert 'hx-trigger="prefstack-progress from:body"' in strip.text
+    assert "hx-get" not in strip.text and "hx-swap-oob" not in strip.text  # loaded once: submits bring the next
 
 
 def test_revising_a_recent_judgment_keeps_the_old_version(client: TestClient, workbench: str, session: Session) -> None:
@@ -396,7 +413,8 @@ def test_revising_a_recent_judgment_keeps_the_old_version(client: TestClient, wo
         headers=_htmx(csrf),
     )
     assert revised.status_code == 200
-    assert revised.headers["hx-trigger"] == "prefstack-progress"
+    _assert_swaps_loop_state(revised.text, done_today=1, recent=["w1"])
+    assert "revision 2" in revised.text
     assert 'id="revising"' not in revised.text
     session.expire_all()
     current = session.execute(select(Judgment).where(Judgment.id == judgment.id)).scalar_one()

@@ -393,6 +393,8 @@ def test_my_judgments_and_revisions(client: TestClient, people: People, session:
 
     fetched = client.get(f"/api/v1/judgments/{newest}", headers=annotator).json()
     assert fetched == body
+    listed = client.get("/api/v1/projects/wb-rev/my/judgments", headers=annotator).json()
+    assert [h["revision"] for h in listed[0]["history"]] == [1]  # the API lists earlier revisions (pages do not)
     same = client.put(
         f"/api/v1/judgments/{newest}",
         json={"choice": "B", "strength": "much", "rationale": "Read it again."},

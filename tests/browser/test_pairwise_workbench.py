@@ -7,6 +7,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -205,11 +206,14 @@ def test_skip_draft_help_guidelines_diff_and_break(
     page.keyboard.press("d")
     expect(page.locator("#response-A .markdown.content")).to_be_visible()
 
-    # Skip with a reason: the next task comes, the draft goes, the progress strip reloads.
+    # Skip with a reason: the next task comes, the draft goes, the progress strip changes, all
+    # from the one request the skip sends.
     left = page.locator("#progress [data-stat=left] b")
     left_before = left.inner_text()
     page.keyboard.press("s")
     expect(page.locator("#skip-dialog")).to_be_visible()
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.method} {urlparse(request.url).path}"))
     page.keyboard.press("2")
     page.keyboard.press("Enter")
     page.wait_for_function(NEXT_TASK_SHOWN, arg=first)
@@ -224,6 +228,8 @@ def test_skip_draft_help_guidelines_diff_and_break(
         assert skipped.state is AssignmentState.SKIPPED
         assert skipped.skip_reason == "Too disturbing to judge"
     expect(left).to_have_text(str(int(left_before) - 1))
+    page.wait_for_timeout(200)  # a reload the answer triggered would have gone out by now
+    assert sent == [f"POST /projects/wb-shell/annotate/{first}/skip"], sent
 
     # A long stretch of work shows the break reminder, which stays dismissed.
     page.evaluate("sessionStorage.setItem('prefstack:work-start', String(Date.now() - 6 * 60000))")
