@@ -56,14 +56,17 @@ def my_progress(
         languages=principal.user.languages if options.route_by_language else None,
         limit=QUEUE_COUNT_LIMIT + 1,
     )
+    judged = judgment_store.judged_since(session, annotator_id=principal.id, project_id=project.id, since=today)
     return Progress(
         # Answered repeats count like judgments: the annotator cannot tell one from the other.
-        done_today=judgment_store.count_since(session, annotator_id=principal.id, project_id=project.id, since=today)
+        done_today=judged.in_project
         + repeats.answered_today(session, project=project, annotator_id=principal.id, since=today),
         left_in_queue=min(servable, QUEUE_COUNT_LIMIT),
         more_in_queue=servable > QUEUE_COUNT_LIMIT,
-        streak_days=_streak(session, annotator_id=principal.id, today=today, streaks=streaks),
-        sensitive_today=judgment_store.count_sensitive_since(session, annotator_id=principal.id, since=today),
+        streak_days=_streak(
+            session, annotator_id=principal.id, today=today, streaks=streaks, judged_today=judged.anywhere > 0
+        ),
+        sensitive_today=judged.sensitive,
         daily_cap=options.daily_cap,
         break_after_minutes=options.break_after_minutes,
     )
@@ -93,7 +96,9 @@ class StreakCache:
             self._runs[annotator_id] = run
 
 
-def _streak(session: Session, *, annotator_id: int, today: datetime, streaks: StreakCache | None) -> int:
+def _streak(
+    session: Session, *, annotator_id: int, today: datetime, streaks: StreakCache | None, judged_today: bool
+) -> int:
     run = streaks.run_before(annotator_id, today) if streaks is not None else None
     if run is None:
         since = today - timedelta(days=STREAK_WINDOW_DAYS)
@@ -101,7 +106,7 @@ def _streak(session: Session, *, annotator_id: int, today: datetime, streaks: St
         run = _run_of_days(days, ending=today - timedelta(days=1))
         if streaks is not None:
             streaks.remember(annotator_id, today, run)
-    return run + 1 if judgment_store.judged_since(session, annotator_id=annotator_id, since=today) else run
+    return run + 1 if judged_today else run
 
 
 def _run_of_days(days: set[str], *, ending: datetime) -> int:

@@ -440,6 +440,16 @@ def test_progress_counts_today_the_queue_and_the_streak(client: TestClient, peop
     assert (numbers["done_today"], numbers["left_in_queue"], numbers["streak_days"]) == (1, 1, 1)
     assert numbers["sensitive_today"] == 1
 
+    # Done today counts this project; the streak and flagged items seen count every project.
+    elsewhere = [_item("e1", 2)]
+    elsewhere[0]["metadata"]["sensitive"] = True
+    _create(client, lead, {"slug": "wb-progress-2", "name": "Elsewhere", "overlap": 1}, elsewhere)
+    _judge(client, _next(client, "wb-progress-2", annotator), annotator, {"choice": "B"})
+    numbers = client.get("/api/v1/projects/wb-progress/my/progress", headers=annotator).json()
+    assert (numbers["done_today"], numbers["streak_days"], numbers["sensitive_today"]) == (1, 1, 2)
+    there = client.get("/api/v1/projects/wb-progress-2/my/progress", headers=annotator).json()
+    assert (there["done_today"], there["streak_days"], there["sensitive_today"]) == (1, 1, 2)
+
 
 def test_the_queue_is_counted_up_to_a_limit_and_says_there_is_more(
     client: TestClient, people: People, monkeypatch: pytest.MonkeyPatch
