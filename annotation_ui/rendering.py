@@ -60,17 +60,13 @@ def render(
     # The template renders inside TemplateResponse's constructor, so the language is set around it.
     response: Response
     with i18n.activate(language):
-        if block is not None and is_htmx(request) and out_of_band:
+        if block is not None and is_htmx(request):
             fragments = [render_block(templates.env, template, block, full_context)]
             fragments += [
                 templates.get_template(name).render({**full_context, **fragment, "out_of_band": True})
                 for name, fragment in out_of_band
             ]
             response = HTMLResponse("".join(fragments), status_code=status_code, headers=headers)
-        elif block is not None and is_htmx(request):
-            response = templates.TemplateResponse(
-                request, template, full_context, block_name=block, status_code=status_code, headers=headers
-            )
         else:
             response = templates.TemplateResponse(
                 request, template, full_context, status_code=status_code, headers=headers

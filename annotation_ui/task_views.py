@@ -216,14 +216,23 @@ def _gold_feedback_fragment(
 ) -> Response:
     """Training and qualification, after a gold item's submit: its expected answer in place of the next task."""
     feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
+    return _feedback_page(
+        request, slug, session, context, principal, feedback, _loop_state(session, context, principal, slug)
+    )
+
+
+def _feedback_page(
+    request: Request,
+    slug: str,
+    session: DbSession,
+    context: Context,
+    principal: Principal,
+    feedback: gold.GoldFeedback | None,
+    loop_state: LoopState | None,
+) -> Response:
     project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
     return _render_task(
-        request,
-        project,
-        None,
-        state=FormState(),
-        gold_state={"feedback": feedback},
-        loop_state=_loop_state(session, context, principal, slug),
+        request, project, None, state=FormState(), gold_state={"feedback": feedback}, loop_state=loop_state
     )
 
 
@@ -235,8 +244,7 @@ def gold_feedback(
     feedback = gold.gold_feedback(session, principal=principal, assignment_id=assignment_id)
     if feedback is None:
         return RedirectResponse(f"/projects/{quote(slug)}/annotate", status_code=303)
-    project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
-    return _render_task(request, project, None, state=FormState(), gold_state={"feedback": feedback})
+    return _feedback_page(request, slug, session, context, principal, feedback, None)
 
 
 @router.post("/projects/{slug}/annotate/{assignment_id}/skip", response_class=HTMLResponse)
