@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,11 +111,15 @@ def next_task(
     now: datetime | None = None,
     cache: ProjectAccessCache | None = None,
     reaper: LeaseReaper | None = None,
+    shuffle: random.Random | None = None,
 ) -> Task | None:
     """Lease the caller's next item in the project (or return the one they hold).
 
     Returns None when nothing is left for the caller; raises DailyCapReached when the
-    project's daily cap stops them (a lease they already hold is still served).
+    project's daily cap stops them (a lease they already hold is still served). A new
+    lease's response order is drawn from `shuffle` when given (a seeded generator makes a
+    scripted batch, like the demo's, the same on every seeding), else from the system's
+    randomness.
     """
     now = now or utcnow()
     begin_write(session)
@@ -134,7 +139,13 @@ def next_task(
     )
     if under_cap and in_one_statement(session) and not repeats.active(project):
         task = _next_task_in_one_statement(
-            session, principal=principal, project=project, now=now, reaper=reaper, gold_turn=gold_turn if rate else None
+            session,
+            principal=principal,
+            project=project,
+            now=now,
+            reaper=reaper,
+            gold_turn=gold_turn if rate else None,
+            shuffle=shuffle,
         )
         if task is not None:
             return task
@@ -168,6 +179,7 @@ def next_task(
             languages=principal.user.languages if options.route_by_language else None,
             allow_new=under_cap,
             gold_turn=gold_turn if rate > 0 else None,
+            rng=shuffle,
         )
         return lease, item_store.load_item_content(session, item_id=lease.item_id) if lease else None
 
@@ -210,6 +222,7 @@ def _next_task_in_one_statement(
     now: datetime,
     reaper: LeaseReaper | None,
     gold_turn: Callable[[int], bool] | None,
+    shuffle: random.Random | None,
 ) -> Task | None:
     """`next_task`'s common case in one statement (`single_statement.claim_with_content`).
 
@@ -231,7 +244,7 @@ def _next_task_in_one_statement(
             lease_seconds=project.lease_seconds,
             now=now,
             languages=principal.user.languages if cached_options(project).route_by_language else None,
-            shown_order=queue.shuffled_order(PAIRWISE_RESPONSES) if pairwise else None,
+            shown_order=queue.shuffled_order(PAIRWISE_RESPONSES, shuffle) if pairwise else None,
         )
     if outcome.lease is None or outcome.content is None:
         return None

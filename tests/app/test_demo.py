@@ -256,9 +256,10 @@ def test_the_judged_batch_gives_leads_reports_with_the_flags_its_raters_earn(ses
     )
     flags = {card.name: {flag.code for flag in card.flags} for card in cards.annotators}
     assert len(flags) == 12
-    # Exactly three raters are flagged, each for what they do. Sides are shuffled per
-    # assignment, so the biased rater, who mostly ignores the content, may also agree too
-    # little, and eight gold items may or may not add a gold flag to the biased or random one.
+    # Exactly three raters are flagged, each for what they do. The demo's sides come from a
+    # seeded generator, so this batch is the same at every seeding; the bounds below also hold
+    # for other draws of sides (the biased rater, who mostly ignores the content, may also
+    # agree too little, and eight gold items may or may not flag the biased or random one).
     flagged = {name: codes for name, codes in flags.items() if codes}
     assert set(flagged) == {"Budi (Jakarta)", "Sari (Jakarta)", "Somsak (Bangkok)"}
     assert flagged["Sari (Jakarta)"] == {"too_fast"}
