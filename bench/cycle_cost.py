@@ -13,6 +13,10 @@ steadier than `annotate.py run` on a noisy machine: nothing else of ours runs me
 An annotator's history: `--annotators 1 --warmup 3000` measures cycles of one annotator who
 has already judged 3,000 items of the project (the warm-up cycles are theirs).
 `--progress` adds the annotator's progress strip after each judgment, as the pages reload it.
+`--through-app` makes the same calls as requests to the JSON API, through the whole ASGI app
+in this process (middleware, routing, dependencies, authentication, the threadpool hop on
+PostgreSQL, serialization; no sockets, no uvicorn): beside a run without it, what the web
+layer adds to the services. Its log lines go to the workdir, as a server's would go to its log.
 The warm-up's judgments are then dated a day back (a history, not a long day), and on
 PostgreSQL the database is vacuumed and analyzed, as autovacuum would have done.
 
@@ -23,18 +27,26 @@ imported from wherever Python finds it; `--label` tells the runs apart).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import os
+import secrets
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from benchlib import log, parse_size, pg_database_url, size_label, template_copy
+from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, event, select, text, update
 
 from app.services import accounts, annotation, progress
 from app.services.projects import ProjectAccessCache
+from app.settings import Settings
 from preference_store.engine import build_engine, session_factory
 from preference_store.models import Judgment
 
@@ -85,6 +97,10 @@ def move_to_yesterday(engine: Engine) -> None:
             connection.execute(text("VACUUM ANALYZE"))
 
 
+Cycles = Callable[[int, int, bool], None]
+"""Runs `count` cycles starting at annotator `offset` (in turn), with or without the progress strip."""
+
+
 def run(a: argparse.Namespace) -> dict[str, Any]:
     label = f"{a.backend}-{size_label(a.items)}"
     meta = json.loads((a.workdir / f"{label}.tokens.json").read_text())
@@ -93,63 +109,21 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         if a.backend == "sqlite"
         else pg_database_url(a.pg_url, meta["template"])
     )
+    tokens = [entry["token"] for entry in meta["tokens"][: a.annotators]]
     with template_copy(
         template, copy_path=a.workdir / f"cycle-{label}.db", pg_url=a.pg_url, pg_database=f"prefstack_cycle_{label}"
     ) as url:
-        engine = build_engine(url, pool_size=2, serving=True)
-        sessions = session_factory(engine)
-        token_cache = accounts.TokenCache(3600)
-        project_cache = ProjectAccessCache(3600)
-        reaper = annotation.LeaseReaper(60)
-        # As the server keeps one (a checkout from before the streak cache has none).
-        strip_caches: dict[str, Any] = {"streaks": progress.StreakCache()} if hasattr(progress, "StreakCache") else {}
-        backend_pids: set[int] = set()
-        if engine.dialect.name == "postgresql":
-
-            @event.listens_for(engine, "connect")
-            def _remember(dbapi_connection: Any, _record: Any) -> None:
-                backend_pids.add(int(dbapi_connection.info.backend_pid))
-
-        with sessions() as session:
-            principals = [
-                accounts.principal_for_api_token(session, token=entry["token"], cache=token_cache)
-                for entry in meta["tokens"][: a.annotators]
-            ]
-
-        def cycles(count: int, offset: int, *, with_progress: bool) -> None:
-            for number in range(count):
-                principal = principals[(offset + number) % len(principals)]
-                assert principal is not None
-                with sessions() as session:
-                    task = annotation.next_task(
-                        session, principal=principal, slug=meta["slug"], cache=project_cache, reaper=reaper
-                    )
-                    if task is None:
-                        raise SystemExit("the template ran out of items: seed a larger one")
-                with sessions() as session:
-                    annotation.submit_pairwise(
-                        session, principal=principal, assignment_id=task.assignment_id, choice="A", cache=project_cache
-                    )
-                if with_progress:
-                    with sessions() as session:
-                        progress.my_progress(
-                            session, principal=principal, slug=meta["slug"], cache=project_cache, **strip_caches
-                        )
-
-        cycles(a.warmup, 0, with_progress=False)
-        move_to_yesterday(engine)
-        counts = count_statements(engine)
-        cpu, backend, wall = time.process_time(), backend_cpu_seconds(backend_pids), time.perf_counter()
-        cycles(a.cycles, a.warmup, with_progress=a.progress)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        backend = backend_cpu_seconds(backend_pids) - backend if backend_pids else 0.0
-        engine.dispose()
+        if a.through_app:
+            cpu, backend, wall, counts = _through_app(url, meta["slug"], tokens, a)
+        else:
+            cpu, backend, wall, counts = _services(url, meta["slug"], tokens, a)
     row = {
         "label": a.label,
         "backend": a.backend,
         "items": a.items,
         "cycles": a.cycles,
-        "annotators": len(principals),
+        "annotators": len(tokens),
+        "through_app": a.through_app,
         "warmup": a.warmup,
         "progress": a.progress,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -163,6 +137,164 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
+def _measure(engine: Engine, backend_pids: set[int], cycles: Cycles, a: argparse.Namespace) -> tuple[float, ...]:
+    """Warm up, date the warm-up back, then time the measured cycles: CPU, backend CPU, wall (s)."""
+    cycles(a.warmup, 0, False)
+    move_to_yesterday(engine)
+    counts = count_statements(engine)
+    cpu, backend, wall = time.process_time(), backend_cpu_seconds(backend_pids), time.perf_counter()
+    cycles(a.cycles, a.warmup, a.progress)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    backend = backend_cpu_seconds(backend_pids) - backend if backend_pids else 0.0
+    return cpu, backend, wall, counts
+
+
+def _remember_backends(engine: Engine) -> set[int]:
+    """The PostgreSQL backend pids of the engine's connections, filled in as they open."""
+    pids: set[int] = set()
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _remember(dbapi_connection: Any, _record: Any) -> None:
+            pids.add(int(dbapi_connection.info.backend_pid))
+
+    return pids
+
+
+def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> tuple[Any, ...]:
+    """The cycles as calls of the services, on sessions of a server engine."""
+    engine = build_engine(url, pool_size=2, serving=True)
+    sessions = session_factory(engine)
+    token_cache = accounts.TokenCache(3600)
+    project_cache = ProjectAccessCache(3600)
+    reaper = annotation.LeaseReaper(60)
+    # As the server keeps one (a checkout from before the streak cache has none).
+    strip_caches: dict[str, Any] = {"streaks": progress.StreakCache()} if hasattr(progress, "StreakCache") else {}
+    backend_pids = _remember_backends(engine)
+    with sessions() as session:
+        principals = [accounts.principal_for_api_token(session, token=token, cache=token_cache) for token in tokens]
+
+    def cycles(count: int, offset: int, with_progress: bool) -> None:
+        for number in range(count):
+            principal = principals[(offset + number) % len(principals)]
+            assert principal is not None
+            with sessions() as session:
+                task = annotation.next_task(session, principal=principal, slug=slug, cache=project_cache, reaper=reaper)
+                if task is None:
+                    raise SystemExit("the template ran out of items: seed a larger one")
+            with sessions() as session:
+                annotation.submit_pairwise(
+                    session, principal=principal, assignment_id=task.assignment_id, choice="A", cache=project_cache
+                )
+            if with_progress:
+                with sessions() as session:
+                    progress.my_progress(session, principal=principal, slug=slug, cache=project_cache, **strip_caches)
+
+    try:
+        return _measure(engine, backend_pids, cycles, a)
+    finally:
+        engine.dispose()
+
+
+Asgi = Callable[[str, str, str, bytes], Awaitable[tuple[int, bytes]]]
+
+
+def _asgi_client(app: FastAPI) -> Asgi:
+    """Requests to the app as a server hands them over: one ASGI call each, the body in one message."""
+
+    async def request(method: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+        if body:
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+        }
+        delivered = False
+        answer: dict[str, Any] = {"status": 0, "body": []}
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:  # the app asks again only to watch for a disconnect
+                await asyncio.Event().wait()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"].append(message.get("body", b""))
+
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        return answer["status"], b"".join(answer["body"])
+
+    return request
+
+
+def _app_factory() -> Callable[[Settings], FastAPI]:
+    """`annotation_ui.asgi.create_app`, imported without this script's folder on sys.path, where
+    `import export` (the app imports the package) would find bench/export.py."""
+    here = Path(__file__).resolve().parent
+    kept = sys.path[:]
+    sys.path[:] = [entry for entry in kept if Path(entry or ".").resolve() != here]
+    try:
+        from annotation_ui.asgi import create_app
+    finally:
+        sys.path[:] = kept
+    return create_app
+
+
+def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> tuple[Any, ...]:
+    """The cycles as JSON API requests through the whole app, its lifespan running, in this process."""
+    settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))  # type: ignore[call-arg]
+    app = _app_factory()(settings)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.get_name() == "prefstack":
+            handler.setStream((a.workdir / f"cycle-app-{a.backend}.log").open("a"))
+    engine = app.state.context.engine
+    backend_pids = _remember_backends(engine)
+    request = _asgi_client(app)
+
+    async def one(token: str, with_progress: bool) -> None:
+        status, body = await request("GET", f"/api/v1/projects/{slug}/next", token, b"")
+        if status == 204:
+            raise SystemExit("the template ran out of items: seed a larger one")
+        if status != 200:
+            raise SystemExit(f"next: {status} {body[:200]!r}")
+        assignment = orjson.loads(body)["assignment_id"]
+        status, body = await request("POST", f"/api/v1/assignments/{assignment}/judgment", token, b'{"choice":"A"}')
+        if status != 201:
+            raise SystemExit(f"judgment: {status} {body[:200]!r}")
+        if with_progress:
+            status, body = await request("GET", f"/api/v1/projects/{slug}/my/progress", token, b"")
+            if status != 200:
+                raise SystemExit(f"progress: {status} {body[:200]!r}")
+
+    async def batch(count: int, offset: int, with_progress: bool) -> None:
+        for number in range(count):
+            await one(tokens[(offset + number) % len(tokens)], with_progress)
+
+    loop = asyncio.new_event_loop()
+    lifespan = app.router.lifespan_context(app)
+    loop.run_until_complete(lifespan.__aenter__())
+    try:
+        return _measure(engine, backend_pids, lambda *args: loop.run_until_complete(batch(*args)), a)
+    finally:
+        loop.run_until_complete(lifespan.__aexit__(None, None, None))
+        loop.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="postgresql")
@@ -171,6 +303,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--annotators", type=int, default=None, help="cycle through only the first N seeded annotators")
     parser.add_argument("--progress", action="store_true", help="read the progress strip after each judgment")
+    parser.add_argument("--through-app", action="store_true", help="as JSON API requests through the ASGI app")
     parser.add_argument("--label", default="", help="names the run in the output (e.g. before/after)")
     parser.add_argument("--workdir", type=Path, default=BENCH / ".work")
     parser.add_argument("--pg-url", default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL))
