@@ -96,8 +96,8 @@ def create_api_app(settings: Settings) -> FastAPI:
     )
     application.add_middleware(SecurityHeaders, https=settings.cookies_secure)
     application.add_middleware(RequestObserver, access_log=settings.log.access)
+    application.include_router(v1.router)  # first: the annotation loop's routes are matched first
     application.include_router(operations.router)
-    application.include_router(v1.router)
     # Before items: its /items/{external_id:path} would swallow .../gold.
     application.include_router(gold_api.router)
     application.include_router(items.router)

@@ -66,6 +66,55 @@ def _project_out(project: Any) -> ProjectOut:
 _PROJECT_FIELDS = {"slug", "name", "kind", "overlap", "guidelines", "lease_seconds"}
 
 
+# The annotation loop's two calls come first: a request is matched against the routes in order.
+@router.get(
+    "/projects/{slug}/next",
+    tags=["annotation"],
+    response_model=TaskOut,
+    responses={
+        204: {"description": "Nothing is left for the caller in this project."},
+        409: {
+            "model": ErrorOut,
+            "description": "daily_cap_reached: the caller's daily cap in this project is used up.",
+        },
+    },
+)
+async def next_task(slug: str, call: HotCall) -> Response:
+    """Lease the caller's next item (the same one again until it is judged or expires)."""
+    task = await call.run_then_close(
+        annotation.next_task,
+        call.session,
+        principal=call.principal,
+        slug=slug,
+        cache=call.context.project_cache,
+        reaper=call.context.lease_reaper,
+    )
+    if task is None:
+        return Response(status_code=204)
+    return Response(task_json(task), media_type="application/json")
+
+
+def _verdict_input(body: JudgmentIn) -> VerdictInput:
+    return VerdictInput(**body.model_dump(exclude={"time_spent_ms"}))
+
+
+@router.post("/assignments/{assignment_id}/judgment", tags=["annotation"], response_model=JudgmentOut)
+async def submit_judgment(assignment_id: int, body: JudgmentIn, call: HotCall) -> Response:
+    """Store a judgment; sending the same one again stores nothing new (200, created false)."""
+    stored = await call.run_then_close(
+        annotation.submit_judgment,
+        call.session,
+        principal=call.principal,
+        assignment_id=assignment_id,
+        submitted=_verdict_input(body),
+        time_spent_ms=body.time_spent_ms,
+        cache=call.context.project_cache,
+    )
+    # Serialized here: a returned model would be validated and encoded again by FastAPI.
+    answer = {"judgment_id": stored.judgment_id, "assignment_id": stored.assignment_id, "created": stored.created}
+    return Response(orjson.dumps(answer), status_code=201 if stored.created else 200, media_type="application/json")
+
+
 @router.post("/projects", status_code=201, tags=["projects"])
 def create_project(body: ProjectIn, call: ApiCall) -> ProjectOut:
     """Create a project (leads and admins), with its rubric, label taxonomy and queue options."""
@@ -247,54 +296,6 @@ def task_json(task: Task) -> bytes:
             "guidelines_version": task.guidelines_version,
         }
     )
-
-
-@router.get(
-    "/projects/{slug}/next",
-    tags=["annotation"],
-    response_model=TaskOut,
-    responses={
-        204: {"description": "Nothing is left for the caller in this project."},
-        409: {
-            "model": ErrorOut,
-            "description": "daily_cap_reached: the caller's daily cap in this project is used up.",
-        },
-    },
-)
-async def next_task(slug: str, call: HotCall) -> Response:
-    """Lease the caller's next item (the same one again until it is judged or expires)."""
-    task = await call.run_then_close(
-        annotation.next_task,
-        call.session,
-        principal=call.principal,
-        slug=slug,
-        cache=call.context.project_cache,
-        reaper=call.context.lease_reaper,
-    )
-    if task is None:
-        return Response(status_code=204)
-    return Response(task_json(task), media_type="application/json")
-
-
-def _verdict_input(body: JudgmentIn) -> VerdictInput:
-    return VerdictInput(**body.model_dump(exclude={"time_spent_ms"}))
-
-
-@router.post("/assignments/{assignment_id}/judgment", tags=["annotation"], response_model=JudgmentOut)
-async def submit_judgment(assignment_id: int, body: JudgmentIn, call: HotCall) -> Response:
-    """Store a judgment; sending the same one again stores nothing new (200, created false)."""
-    stored = await call.run_then_close(
-        annotation.submit_judgment,
-        call.session,
-        principal=call.principal,
-        assignment_id=assignment_id,
-        submitted=_verdict_input(body),
-        time_spent_ms=body.time_spent_ms,
-        cache=call.context.project_cache,
-    )
-    # Serialized here: a returned model would be validated and encoded again by FastAPI.
-    answer = {"judgment_id": stored.judgment_id, "assignment_id": stored.assignment_id, "created": stored.created}
-    return Response(orjson.dumps(answer), status_code=201 if stored.created else 200, media_type="application/json")
 
 
 @router.post("/assignments/{assignment_id}/skip", tags=["annotation"], status_code=204)
