@@ -35,6 +35,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,16 @@ Cycles = Callable[[int, int, bool], None]
 """Runs `count` cycles starting at annotator `offset` (in turn), with or without the progress strip."""
 
 
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The measured cycles, in seconds, and the statements they sent."""
+
+    cpu: float
+    backend_cpu: float
+    wall: float
+    statements: dict[str, int]
+
+
 def run(a: argparse.Namespace) -> dict[str, Any]:
     label = f"{a.backend}-{size_label(a.items)}"
     meta = json.loads((a.workdir / f"{label}.tokens.json").read_text())
@@ -113,10 +124,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     with template_copy(
         template, copy_path=a.workdir / f"cycle-{label}.db", pg_url=a.pg_url, pg_database=f"prefstack_cycle_{label}"
     ) as url:
-        if a.through_app:
-            cpu, backend, wall, counts = _through_app(url, meta["slug"], tokens, a)
-        else:
-            cpu, backend, wall, counts = _services(url, meta["slug"], tokens, a)
+        measured = (_through_app if a.through_app else _services)(url, meta["slug"], tokens, a)
     row = {
         "label": a.label,
         "backend": a.backend,
@@ -128,17 +136,17 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "progress": a.progress,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg_before": list(os.getloadavg()),
-        "process_cpu_ms_per_cycle": round(cpu * 1000 / a.cycles, 3),
-        "database_cpu_ms_per_cycle": round(backend * 1000 / a.cycles, 3),
-        "wall_ms_per_cycle": round(wall * 1000 / a.cycles, 3),
-        "statements_per_cycle": {key: round(value / a.cycles, 2) for key, value in counts.items()},
+        "process_cpu_ms_per_cycle": round(measured.cpu * 1000 / a.cycles, 3),
+        "database_cpu_ms_per_cycle": round(measured.backend_cpu * 1000 / a.cycles, 3),
+        "wall_ms_per_cycle": round(measured.wall * 1000 / a.cycles, 3),
+        "statements_per_cycle": {key: round(value / a.cycles, 2) for key, value in measured.statements.items()},
     }
     log(json.dumps(row))
     return row
 
 
-def _measure(engine: Engine, backend_pids: set[int], cycles: Cycles, a: argparse.Namespace) -> tuple[float, ...]:
-    """Warm up, date the warm-up back, then time the measured cycles: CPU, backend CPU, wall (s)."""
+def _measure(engine: Engine, backend_pids: set[int], cycles: Cycles, a: argparse.Namespace) -> Measured:
+    """Warm up, date the warm-up back, then time the measured cycles."""
     cycles(a.warmup, 0, False)
     move_to_yesterday(engine)
     counts = count_statements(engine)
@@ -146,7 +154,7 @@ def _measure(engine: Engine, backend_pids: set[int], cycles: Cycles, a: argparse
     cycles(a.cycles, a.warmup, a.progress)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     backend = backend_cpu_seconds(backend_pids) - backend if backend_pids else 0.0
-    return cpu, backend, wall, counts
+    return Measured(cpu, backend, wall, counts)
 
 
 def _remember_backends(engine: Engine) -> set[int]:
@@ -161,7 +169,7 @@ def _remember_backends(engine: Engine) -> set[int]:
     return pids
 
 
-def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> tuple[Any, ...]:
+def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> Measured:
     """The cycles as calls of the services, on sessions of a server engine."""
     engine = build_engine(url, pool_size=2, serving=True)
     sessions = session_factory(engine)
@@ -255,13 +263,14 @@ def _app_factory() -> Callable[[Settings], FastAPI]:
     return create_app
 
 
-def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> tuple[Any, ...]:
+def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> Measured:
     """The cycles as JSON API requests through the whole app, its lifespan running, in this process."""
     settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))  # type: ignore[call-arg]
     app = _app_factory()(settings)
+    server_log = (a.workdir / f"cycle-app-{a.backend}.log").open("a")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.get_name() == "prefstack":
-            handler.setStream((a.workdir / f"cycle-app-{a.backend}.log").open("a"))
+            handler.setStream(server_log)
     engine = app.state.context.engine
     backend_pids = _remember_backends(engine)
     request = _asgi_client(app)
@@ -293,6 +302,7 @@ def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) 
     finally:
         loop.run_until_complete(lifespan.__aexit__(None, None, None))
         loop.close()
+        server_log.close()
 
 
 def main() -> None:

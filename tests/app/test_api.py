@@ -161,7 +161,7 @@ def test_openapi_documents_the_v1_paths(client: TestClient) -> None:
 
 def test_the_annotation_loop_is_matched_before_every_other_route(app: FastAPI) -> None:
     # A request is matched against the routes in order: the loop's two calls, most of the
-    # traffic, are tried right after FastAPI's own documentation routes (11 and 12 places earlier).
+    # traffic, are tried right after FastAPI's own documentation routes.
     loop = [("/api/v1/projects/{slug}/next", {"GET"}), ("/api/v1/assignments/{assignment_id}/judgment", {"POST"})]
     assert [(route.path, route.methods) for route in v1.router.routes[:2] if isinstance(route, APIRoute)] == loop
     for path, method in (("/api/v1/projects/p/next", "GET"), ("/api/v1/assignments/7/judgment", "POST")):
