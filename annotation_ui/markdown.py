@@ -29,8 +29,23 @@ def _parser() -> MarkdownIt:
     )
 
 
+CACHED_TEXT_LIMIT = 16_384
+"""Texts up to this many characters are kept rendered (the last RENDERED_KEPT of them): an item's
+prompt and responses are rendered for each of the annotators it is shown to, one after another."""
+RENDERED_KEPT = 256
+
+
 def render_markdown(text: str) -> Markup:
     """Sanitized HTML for untrusted markdown (model output, prompts, guidelines)."""
+    return _kept_rendered(text) if len(text) <= CACHED_TEXT_LIMIT else _rendered(text)
+
+
+@lru_cache(maxsize=RENDERED_KEPT)
+def _kept_rendered(text: str) -> Markup:
+    return _rendered(text)
+
+
+def _rendered(text: str) -> Markup:
     html = _parser().render(text)
     cleaned = nh3.clean(
         html,

@@ -17,6 +17,10 @@ has already judged 3,000 items of the project (the warm-up cycles are theirs).
 in this process (middleware, routing, dependencies, authentication, the threadpool hop on
 PostgreSQL, serialization; no sockets, no uvicorn): beside a run without it, what the web
 layer adds to the services. Its log lines go to the workdir, as a server's would go to its log.
+`--surface html` goes through the app as the annotate page does: each annotator logs in through
+the form and loads the page, then a cycle is the htmx POST of the judgment form, answered with
+the next task and, out of band, the progress strip and the recent judgments (one request per
+judgment, as in the browser).
 The warm-up's judgments are then dated a day back (a history, not a long day), and on
 PostgreSQL the database is vacuumed and analyzed, as autovacuum would have done.
 
@@ -39,17 +43,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
+from annotate import ASSIGNMENT_ATTR, BENCH_PASSWORD, CSRF_INPUT, OOB_PROGRESS, OOB_RECENT, SESSION_COOKIE
 from benchlib import log, parse_size, pg_database_url, size_label, template_copy
 from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, event, select, text, update
 
+from app.security import hash_password
 from app.services import accounts, annotation, progress
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 from preference_store.engine import build_engine, session_factory
-from preference_store.models import Judgment
+from preference_store.models import Judgment, User
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -120,18 +127,19 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         if a.backend == "sqlite"
         else pg_database_url(a.pg_url, meta["template"])
     )
-    tokens = [entry["token"] for entry in meta["tokens"][: a.annotators]]
+    bench_accounts = meta["tokens"][: a.annotators]
     with template_copy(
         template, copy_path=a.workdir / f"cycle-{label}.db", pg_url=a.pg_url, pg_database=f"prefstack_cycle_{label}"
     ) as url:
-        measured = (_through_app if a.through_app else _services)(url, meta["slug"], tokens, a)
+        measured = (_through_app if a.through_app else _services)(url, meta["slug"], bench_accounts, a)
     row = {
         "label": a.label,
         "backend": a.backend,
         "items": a.items,
         "cycles": a.cycles,
-        "annotators": len(tokens),
+        "annotators": len(bench_accounts),
         "through_app": a.through_app,
+        "surface": a.surface,
         "warmup": a.warmup,
         "progress": a.progress,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -169,7 +177,7 @@ def _remember_backends(engine: Engine) -> set[int]:
     return pids
 
 
-def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> Measured:
+def _services(url: str, slug: str, bench_accounts: list[dict[str, str]], a: argparse.Namespace) -> Measured:
     """The cycles as calls of the services, on sessions of a server engine."""
     engine = build_engine(url, pool_size=2, serving=True)
     sessions = session_factory(engine)
@@ -180,7 +188,10 @@ def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> 
     strip_caches: dict[str, Any] = {"streaks": progress.StreakCache()} if hasattr(progress, "StreakCache") else {}
     backend_pids = _remember_backends(engine)
     with sessions() as session:
-        principals = [accounts.principal_for_api_token(session, token=token, cache=token_cache) for token in tokens]
+        principals = [
+            accounts.principal_for_api_token(session, token=entry["token"], cache=token_cache)
+            for entry in bench_accounts
+        ]
 
     def cycles(count: int, offset: int, with_progress: bool) -> None:
         for number in range(count):
@@ -204,16 +215,17 @@ def _services(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> 
         engine.dispose()
 
 
-Asgi = Callable[[str, str, str, bytes], Awaitable[tuple[int, bytes]]]
+Headers = list[tuple[bytes, bytes]]
+Asgi = Callable[[str, str, Headers, bytes], Awaitable[tuple[int, Headers, bytes]]]
 
 
 def _asgi_client(app: FastAPI) -> Asgi:
     """Requests to the app as a server hands them over: one ASGI call each, the body in one message."""
 
-    async def request(method: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
-        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+    async def request(method: str, path: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
+        headers = [(b"host", b"bench"), *headers]
         if body:
-            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            headers.append((b"content-length", str(len(body)).encode()))
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -229,7 +241,7 @@ def _asgi_client(app: FastAPI) -> Asgi:
             "server": ("127.0.0.1", 8000),
         }
         delivered = False
-        answer: dict[str, Any] = {"status": 0, "body": []}
+        answer: dict[str, Any] = {"status": 0, "headers": [], "body": []}
 
         async def receive() -> dict[str, Any]:
             nonlocal delivered
@@ -240,12 +252,12 @@ def _asgi_client(app: FastAPI) -> Asgi:
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
+                answer["status"], answer["headers"] = message["status"], list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 answer["body"].append(message.get("body", b""))
 
         await app(scope, receive, send)  # type: ignore[arg-type]
-        return answer["status"], b"".join(answer["body"])
+        return answer["status"], answer["headers"], b"".join(answer["body"])
 
     return request
 
@@ -263,8 +275,11 @@ def _app_factory() -> Callable[[Settings], FastAPI]:
     return create_app
 
 
-def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) -> Measured:
-    """The cycles as JSON API requests through the whole app, its lifespan running, in this process."""
+def _through_app(url: str, slug: str, bench_accounts: list[dict[str, str]], a: argparse.Namespace) -> Measured:
+    """The cycles as requests through the whole app, its lifespan running, in this process:
+    JSON API calls, or (`--surface html`) what the browser sends."""
+    if a.surface == "html":
+        _set_bench_password(url, [entry["email"] for entry in bench_accounts])
     settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))  # type: ignore[call-arg]
     app = _app_factory()(settings)
     server_log = (a.workdir / f"cycle-app-{a.backend}.log").open("a")
@@ -274,35 +289,131 @@ def _through_app(url: str, slug: str, tokens: list[str], a: argparse.Namespace) 
     engine = app.state.context.engine
     backend_pids = _remember_backends(engine)
     request = _asgi_client(app)
-
-    async def one(token: str, with_progress: bool) -> None:
-        status, body = await request("GET", f"/api/v1/projects/{slug}/next", token, b"")
-        if status == 204:
-            raise SystemExit("the template ran out of items: seed a larger one")
-        if status != 200:
-            raise SystemExit(f"next: {status} {body[:200]!r}")
-        assignment = orjson.loads(body)["assignment_id"]
-        status, body = await request("POST", f"/api/v1/assignments/{assignment}/judgment", token, b'{"choice":"A"}')
-        if status != 201:
-            raise SystemExit(f"judgment: {status} {body[:200]!r}")
-        if with_progress:
-            status, body = await request("GET", f"/api/v1/projects/{slug}/my/progress", token, b"")
-            if status != 200:
-                raise SystemExit(f"progress: {status} {body[:200]!r}")
-
-    async def batch(count: int, offset: int, with_progress: bool) -> None:
-        for number in range(count):
-            await one(tokens[(offset + number) % len(tokens)], with_progress)
-
     loop = asyncio.new_event_loop()
     lifespan = app.router.lifespan_context(app)
     loop.run_until_complete(lifespan.__aenter__())
     try:
+        if a.surface == "html":
+            emails = [entry["email"] for entry in bench_accounts]
+            one = _page_cycle([loop.run_until_complete(_Browser.logged_in(request, slug, email)) for email in emails])
+        else:
+            one = _api_cycle(request, slug, [entry["token"] for entry in bench_accounts])
+
+        async def batch(count: int, offset: int, with_progress: bool) -> None:
+            for number in range(count):
+                await one(offset + number, with_progress)
+
         return _measure(engine, backend_pids, lambda *args: loop.run_until_complete(batch(*args)), a)
     finally:
         loop.run_until_complete(lifespan.__aexit__(None, None, None))
         loop.close()
         server_log.close()
+
+
+Cycle = Callable[[int, bool], Awaitable[None]]
+"""One cycle of the n-th annotator in turn, with or without the progress strip."""
+
+
+def _api_cycle(request: Asgi, slug: str, tokens: list[str]) -> Cycle:
+    async def call(method: str, path: str, token: str, body: bytes = b"") -> tuple[int, bytes]:
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+        if body:
+            headers.append((b"content-type", b"application/json"))
+        status, _, answer = await request(method, path, headers, body)
+        return status, answer
+
+    async def one(number: int, with_progress: bool) -> None:
+        token = tokens[number % len(tokens)]
+        status, body = await call("GET", f"/api/v1/projects/{slug}/next", token)
+        if status == 204:
+            raise SystemExit("the template ran out of items: seed a larger one")
+        if status != 200:
+            raise SystemExit(f"next: {status} {body[:200]!r}")
+        assignment = orjson.loads(body)["assignment_id"]
+        status, body = await call("POST", f"/api/v1/assignments/{assignment}/judgment", token, b'{"choice":"A"}')
+        if status != 201:
+            raise SystemExit(f"judgment: {status} {body[:200]!r}")
+        if with_progress:
+            status, body = await call("GET", f"/api/v1/projects/{slug}/my/progress", token)
+            if status != 200:
+                raise SystemExit(f"progress: {status} {body[:200]!r}")
+
+    return one
+
+
+def _page_cycle(browsers: list[_Browser]) -> Cycle:
+    async def one(number: int, _with_progress: bool) -> None:
+        await browsers[number % len(browsers)].submit()
+
+    return one
+
+
+def _set_bench_password(url: str, emails: list[str]) -> None:
+    """The annotators' password for the login form, on the copy, before the app starts."""
+    engine = build_engine(url, pool_size=1)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(User).where(User.email.in_(emails)).values(password_hash=hash_password(BENCH_PASSWORD))
+            )
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class _Browser:
+    """An annotator's browser on the annotate page: its session cookie, the page's CSRF token and
+    the assignment shown. Each submit is the htmx POST of the judgment form, answered with the
+    next task and (out of band) the progress strip and the recent judgments."""
+
+    request: Asgi
+    slug: str
+    cookie: bytes = b""
+    csrf: str = ""
+    assignment: int = 0
+
+    @classmethod
+    async def logged_in(cls, request: Asgi, slug: str, email: str) -> _Browser:
+        browser = cls(request, slug)
+        status, headers, page = await request("GET", "/login", [], b"")
+        form_token = CSRF_INPUT.search(page)
+        if status != 200 or form_token is None:
+            raise SystemExit(f"login page: {status}")
+        browser.cookie = _cookies(headers)
+        form = {"email": email, "password": BENCH_PASSWORD, "csrf_token": form_token.group(1).decode(), "next": "/"}
+        status, headers, _ = await browser.post("/login", form, htmx=False)
+        browser.cookie = _cookies(headers)
+        if status != 303 or SESSION_COOKIE.encode() not in browser.cookie:
+            raise SystemExit(f"login of {email}: {status}")
+        status, _, page = await request("GET", f"/projects/{slug}/annotate", [(b"cookie", browser.cookie)], b"")
+        browser.read(status, page, "annotate page")
+        return browser
+
+    async def post(self, path: str, form: dict[str, str], *, htmx: bool) -> tuple[int, Headers, bytes]:
+        headers = [(b"cookie", self.cookie), (b"content-type", b"application/x-www-form-urlencoded")]
+        if htmx:
+            headers.append((b"hx-request", b"true"))
+        return await self.request("POST", path, headers, urlencode(form).encode())
+
+    async def submit(self) -> None:
+        form = {"csrf_token": self.csrf, "time_spent_ms": "12000", "choice": "A"}
+        status, _, page = await self.post(f"/projects/{self.slug}/annotate/{self.assignment}", form, htmx=True)
+        self.read(status, page, "submit")
+        if OOB_PROGRESS not in page or OOB_RECENT not in page:
+            raise SystemExit("submit: the answer lacks the progress strip or the recent judgments")
+
+    def read(self, status: int, page: bytes, call: str) -> None:
+        shown = ASSIGNMENT_ATTR.search(page)
+        token = CSRF_INPUT.search(page)
+        if status != 200 or shown is None or not shown.group(1) or token is None:
+            raise SystemExit(f"{call}: {status}, no task shown (the template ran out of items?)")
+        self.assignment, self.csrf = int(shown.group(1)), token.group(1).decode()
+
+
+def _cookies(headers: Headers) -> bytes:
+    """The cookies a response set, as a cookie header sends them back."""
+    pairs = [value.split(b";", 1)[0].strip() for name, value in headers if name.lower() == b"set-cookie"]
+    return b"; ".join(pairs)
 
 
 def main() -> None:
@@ -314,12 +425,20 @@ def main() -> None:
     parser.add_argument("--annotators", type=int, default=None, help="cycle through only the first N seeded annotators")
     parser.add_argument("--progress", action="store_true", help="read the progress strip after each judgment")
     parser.add_argument("--through-app", action="store_true", help="as JSON API requests through the ASGI app")
+    parser.add_argument(
+        "--surface",
+        choices=["api", "html"],
+        default="api",
+        help="html: through the app as the browser's htmx POST of the judgment form (implies --through-app; "
+        "its answer carries the progress strip, so --progress adds nothing)",
+    )
     parser.add_argument("--label", default="", help="names the run in the output (e.g. before/after)")
     parser.add_argument("--workdir", type=Path, default=BENCH / ".work")
     parser.add_argument("--pg-url", default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--out", type=Path, default=None, help="append the result as one JSON line")
     a = parser.parse_args()
     a.items = parse_size(a.size)
+    a.through_app = a.through_app or a.surface == "html"
     row = run(a)
     if a.out is not None:
         a.out.parent.mkdir(parents=True, exist_ok=True)

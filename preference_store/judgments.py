@@ -11,7 +11,7 @@ from itertools import islice
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, Text, cast, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, Text, bindparam, cast, exists, func, insert, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -372,6 +372,16 @@ def _judgments() -> Any:
     )
 
 
+# Built once and sent on the session's connection (the ORM's execute path costs more than the
+# statement): the page's answer to every submit lists the annotator's recent judgments.
+_RECENT_JUDGMENTS = (
+    _judgments()
+    .where(Judgment.annotator_id == bindparam("annotator_id"), Judgment.project_id == bindparam("project_id"))
+    .order_by(Judgment.created_at.desc(), Judgment.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def _judgment_row(row: Any) -> JudgmentRow:
     values = list(row)
     values[6] = list(values[6])
@@ -401,18 +411,26 @@ class JudgedSince:
     """In any project."""
 
 
+# Per judgment, one probe of the item's key. A join would let PostgreSQL start from the items:
+# few are flagged, so it expects few rows there and scans the item table for them.
+_SENSITIVE_ITEM = select(Item.is_sensitive).where(Item.id == Judgment.item_id).scalar_subquery()
+# Built once and sent on the session's connection: the progress strip asks after every judgment.
+_JUDGED_SINCE = (
+    select(
+        func.count().filter(Judgment.project_id == bindparam("project_id")),
+        func.count(),
+        func.count().filter(_SENSITIVE_ITEM),
+    )
+    .select_from(Judgment)
+    .where(Judgment.annotator_id == bindparam("annotator_id"), Judgment.created_at >= bindparam("since"))
+)
+
+
 def judged_since(session: Session, *, annotator_id: int, project_id: int, since: datetime) -> JudgedSince:
     """Count an annotator's judgments since a moment, three ways, in one read of them (by
-    `ix_judgment_annotator_id_created_at`): the progress strip asks after every judgment."""
-    # Per judgment, one probe of the item's key. A join would let PostgreSQL start from the
-    # items: few are flagged, so it expects few rows there and scans the item table for them.
-    sensitive = select(Item.is_sensitive).where(Item.id == Judgment.item_id).scalar_subquery()
-    statement = (
-        select(func.count().filter(Judgment.project_id == project_id), func.count(), func.count().filter(sensitive))
-        .select_from(Judgment)
-        .where(Judgment.annotator_id == annotator_id, Judgment.created_at >= since)
-    )
-    in_project, anywhere, flagged = session.execute(statement).one()
+    `ix_judgment_annotator_id_created_at`)."""
+    params = {"annotator_id": annotator_id, "project_id": project_id, "since": since}
+    in_project, anywhere, flagged = session.connection().execute(_JUDGED_SINCE, params).one()
     return JudgedSince(int(in_project), int(anywhere), int(flagged))
 
 
@@ -432,12 +450,8 @@ def recent_judgments(session: Session, *, annotator_id: int, project_id: int, li
     """An annotator's latest judgments in a project, newest first."""
     if limit <= 0:
         return []
-    rows = session.execute(
-        _judgments()
-        .where(Judgment.annotator_id == annotator_id, Judgment.project_id == project_id)
-        .order_by(Judgment.created_at.desc(), Judgment.id.desc())
-        .limit(limit)
-    )
+    params = {"annotator_id": annotator_id, "project_id": project_id, "limit": limit}
+    rows = session.connection().execute(_RECENT_JUDGMENTS, params)
     return [_judgment_row(row) for row in rows]
 
 

@@ -158,7 +158,8 @@ def create_login_session(
 
 def get_login_session(session: Session, *, token_hash: str) -> SessionRow | None:
     """The login session with this token hash and its user, or None."""
-    row = session.execute(_USER_BY_SESSION, {"token_hash": token_hash}).first()
+    # On the session's connection: every page request of a browser asks this first.
+    row = session.connection().execute(_USER_BY_SESSION, {"token_hash": token_hash}).first()
     if row is None:
         return None
     return SessionRow(user=_user(tuple(row)), csrf_token=row[8], expires_at=row[9])

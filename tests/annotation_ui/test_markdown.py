@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from annotation_ui.markdown import ALLOWED_TAGS, render_markdown
+from annotation_ui import markdown
+from annotation_ui.markdown import ALLOWED_TAGS, CACHED_TEXT_LIMIT, render_markdown
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -31,10 +32,13 @@ class _Elements(HTMLParser):
         self.attributes.extend((name, value or "") for name, value in attrs)
 
 
+@pytest.mark.parametrize("long", [False, True], ids=["kept-rendered", "past-the-cache-limit"])
 @pytest.mark.parametrize("payload", HOSTILE)
-def test_hostile_markup_is_inert(payload: str) -> None:
+def test_hostile_markup_is_inert(payload: str, long: bool) -> None:
+    text = f"{'word ' * (CACHED_TEXT_LIMIT // 5)}\n\n{payload}" if long else payload
+    assert (len(text) > CACHED_TEXT_LIMIT) is long
     parsed = _Elements()
-    parsed.feed(str(render_markdown(payload)))
+    parsed.feed(str(render_markdown(text)))
     assert set(parsed.tags) <= ALLOWED_TAGS
     assert not {"script", "img", "svg", "iframe", "div"} & set(parsed.tags)
     for name, value in parsed.attributes:
@@ -57,3 +61,19 @@ def test_markdown_tables_code_and_lists_render() -> None:
 def test_links_get_noopener() -> None:
     html = str(render_markdown("[site](https://example.org)"))
     assert 'rel="noopener noreferrer nofollow"' in html
+
+
+def test_a_text_shown_again_is_rendered_once() -> None:
+    text = "An item's response, shown to **each** of its annotators in turn."
+    before = markdown._kept_rendered.cache_info()
+    first, second = render_markdown(text), render_markdown(text)
+    after = markdown._kept_rendered.cache_info()
+    assert first == second == "<p>An item's response, shown to <strong>each</strong> of its annotators in turn.</p>\n"
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+
+
+def test_a_text_past_the_limit_is_rendered_each_time_and_not_kept() -> None:
+    text = "long " * (CACHED_TEXT_LIMIT // 5 + 1)
+    before = markdown._kept_rendered.cache_info()
+    assert str(render_markdown(text)).startswith("<p>long long")
+    assert markdown._kept_rendered.cache_info() == before
