@@ -17,6 +17,7 @@ from app.deps import Call, Context, CurrentPrincipal, DbSession
 from app.errors import InvalidInput
 from app.principal import Principal
 from app.services import annotation, gold, progress, projects, qualification, revisions
+from preference_store.engine import commit_reads
 
 if TYPE_CHECKING:
     from preference_store.projects import ProjectRow
@@ -89,6 +90,8 @@ def _task_page(
         session.rollback()
         task, missing = None, required.missing
     project = projects.get_project(session, principal=principal, slug=slug, cache=context.project_cache)
+    loop_state = _loop_state(session, context, principal, slug) if with_loop_state else None
+    commit_reads(session)  # the lease is committed or rolled back above: only reads are left
     return _render_task(
         request,
         project,
@@ -97,7 +100,7 @@ def _task_page(
         cap_reached=cap,
         status_code=status_code,
         gold_state={"paused": paused, "qualification": missing},
-        loop_state=_loop_state(session, context, principal, slug) if with_loop_state else None,
+        loop_state=loop_state,
     )
 
 
@@ -283,6 +286,7 @@ def progress_strip(
     numbers = progress.my_progress(
         session, principal=principal, slug=slug, cache=context.project_cache, streaks=context.streak_cache
     )
+    commit_reads(session)
     return render(request, "_progress.html", {"slug": slug, "progress": numbers})
 
 
@@ -290,7 +294,9 @@ def progress_strip(
 def recent_list(
     request: Request, slug: str, session: DbSession, context: Context, principal: CurrentPrincipal
 ) -> Response:
-    return render(request, "_recent.html", {"slug": slug, "recent": _recent_shown(session, context, principal, slug)})
+    shown = _recent_shown(session, context, principal, slug)
+    commit_reads(session)
+    return render(request, "_recent.html", {"slug": slug, "recent": shown})
 
 
 @router.get("/projects/{slug}/judgments/{judgment_id}", response_class=HTMLResponse)

@@ -21,7 +21,7 @@ from app.services.annotation import LeaseReaper
 from app.services.progress import StreakCache
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
-from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy
+from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy, commit_reads
 
 SESSION_COOKIE = "prefstack_session"
 CSRF_HEADER = "x-csrf-token"
@@ -110,7 +110,7 @@ async def _identify(request: Request, session: Session, context: AppContext) -> 
         if cookie and context.inline_database:
             principal = _principal_for_cookie(session, cookie)  # SQLite: a local read, no thread hop
         elif cookie:
-            principal = await run_in_threadpool(accounts.principal_for_session, session, token=cookie)
+            principal = await run_in_threadpool(_principal_for_cookie, session, cookie)
     request.state.principal = principal
     return principal
 
@@ -121,9 +121,12 @@ def _principal_for_token(session: Session, token: str, cache: accounts.TokenCach
     No session may hold a connection while its request waits for the event loop: a service
     running inline on the loop (SQLite) would wait for the pool, with every connection held
     by requests that cannot resume until it returns (a cold start with many annotators).
+    The read ends with COMMIT: on a ROLLBACK psycopg forgets the connection's prepared statements.
     """
     try:
-        return accounts.principal_for_api_token(session, token=token, cache=cache)
+        principal = accounts.principal_for_api_token(session, token=token, cache=cache)
+        commit_reads(session)
+        return principal
     finally:
         session.close()
 
@@ -131,7 +134,9 @@ def _principal_for_token(session: Session, token: str, cache: accounts.TokenCach
 def _principal_for_cookie(session: Session, cookie: str) -> Principal | None:
     """A login session looked up, its read ended where it ran (see `_principal_for_token`)."""
     try:
-        return accounts.principal_for_session(session, token=cookie)
+        principal = accounts.principal_for_session(session, token=cookie)
+        commit_reads(session)
+        return principal
     finally:
         session.close()
 

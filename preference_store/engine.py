@@ -207,6 +207,18 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={WRITE_OPTION: True, NOWAIT_OPTION: nowait})
 
 
+def commit_reads(session: Session) -> None:
+    """End the session's transaction, which only read, with COMMIT instead of the ROLLBACK that
+    closing the session sends.
+
+    psycopg forgets every prepared statement of a connection on a ROLLBACK: a page whose reads
+    ended that way had PostgreSQL plan each of its statements again on every request (and the
+    ROLLBACK went out from the event loop, where the request's session is closed).
+    """
+    if session.in_transaction():
+        session.commit()
+
+
 def runs_inline(engine: Engine) -> bool:
     """Whether calls to this database are quick local calls (SQLite), fit to run on an event loop."""
     return engine.dialect.name == "sqlite"

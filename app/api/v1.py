@@ -44,6 +44,7 @@ from export.aggregate import Abstain, ArbitrationMode
 from export.formats import RowFormat
 from export.pairs import RankingPairs
 from export.writers import jsonl_lines
+from preference_store.engine import commit_reads
 from preference_store.judgments import JudgmentFilter
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (401, 403, 404, 409, 413, 422)}
@@ -334,6 +335,7 @@ def my_progress(slug: str, call: ApiCall) -> ProgressOut:
         cache=call.context.project_cache,
         streaks=call.context.streak_cache,
     )
+    commit_reads(call.session)
     return ProgressOut.model_validate(numbers, from_attributes=True)
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.orm import Session
 
 from app.principal import Principal
@@ -126,6 +126,34 @@ def test_htmx_submit_returns_the_next_task_fragment(client: TestClient, annotato
     stored = session.execute(select(Judgment.payload, Judgment.time_spent_ms)).one()
     assert stored.payload["choice"] == "A"
     assert stored.time_spent_ms == 1234
+
+
+def test_the_loop_pages_end_their_reads_with_a_commit(
+    client: TestClient, annotator: str, connection: Connection
+) -> None:
+    """psycopg forgets a connection's prepared statements on every ROLLBACK: the loop's requests
+    (the login session's read, the submit answered with the next task, the strip, the recent
+    list) end every transaction with COMMIT, so PostgreSQL plans their statements once."""
+    csrf = _log_in(client, annotator)
+    _, first = _open_task(client)
+    rollbacks: list[str] = []
+    listeners = {name: lambda *_args, name=name: rollbacks.append(name) for name in ("rollback", "rollback_savepoint")}
+    for name, listener in listeners.items():
+        event.listen(connection, name, listener)
+    try:
+        submitted = client.post(
+            f"/projects/pages/annotate/{first}",
+            data={"choice": "A", "time_spent_ms": "1234"},
+            headers={"HX-Request": "true", "X-CSRF-Token": csrf},
+        )
+        strip = client.get("/projects/pages/progress", headers={"HX-Request": "true"})
+        recent = client.get("/projects/pages/recent", headers={"HX-Request": "true"})
+    finally:
+        for name, listener in listeners.items():
+            event.remove(connection, name, listener)
+    assert (submitted.status_code, strip.status_code, recent.status_code) == (200, 200, 200)
+    assert 'data-assignment="' in submitted.text
+    assert rollbacks == []
 
 
 def test_submit_without_csrf_token_is_refused(client: TestClient, annotator: str, session: Session) -> None:
