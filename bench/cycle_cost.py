@@ -46,17 +46,24 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from annotate import ASSIGNMENT_ATTR, BENCH_PASSWORD, CSRF_INPUT, OOB_PROGRESS, OOB_RECENT, SESSION_COOKIE
+from annotate import (
+    ASSIGNMENT_ATTR,
+    BENCH_PASSWORD,
+    CSRF_INPUT,
+    OOB_PROGRESS,
+    OOB_RECENT,
+    SESSION_COOKIE,
+    prepare_cell,
+)
 from benchlib import log, parse_size, pg_database_url, size_label, template_copy
 from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, event, select, text, update
 
-from app.security import hash_password
 from app.services import accounts, annotation, progress
 from app.services.projects import ProjectAccessCache
 from app.settings import Settings
 from preference_store.engine import build_engine, session_factory
-from preference_store.models import Judgment, User
+from preference_store.models import Judgment
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -278,8 +285,8 @@ def _app_factory() -> Callable[[Settings], FastAPI]:
 def _through_app(url: str, slug: str, bench_accounts: list[dict[str, str]], a: argparse.Namespace) -> Measured:
     """The cycles as requests through the whole app, its lifespan running, in this process:
     JSON API calls, or (`--surface html`) what the browser sends."""
-    if a.surface == "html":
-        _set_bench_password(url, [entry["email"] for entry in bench_accounts])
+    if a.surface == "html":  # the seeded annotators' password for the login form, on the copy
+        prepare_cell(url, slug=slug, have=len(bench_accounts), want=len(bench_accounts), password=True)
     settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))  # type: ignore[call-arg]
     app = _app_factory()(settings)
     server_log = (a.workdir / f"cycle-app-{a.backend}.log").open("a")
@@ -346,18 +353,6 @@ def _page_cycle(browsers: list[_Browser]) -> Cycle:
         await browsers[number % len(browsers)].submit()
 
     return one
-
-
-def _set_bench_password(url: str, emails: list[str]) -> None:
-    """The annotators' password for the login form, on the copy, before the app starts."""
-    engine = build_engine(url, pool_size=1)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                update(User).where(User.email.in_(emails)).values(password_hash=hash_password(BENCH_PASSWORD))
-            )
-    finally:
-        engine.dispose()
 
 
 @dataclass
