@@ -60,7 +60,7 @@ async def get_context(request: Request) -> AppContext:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A session for this request; services commit, teardown only closes.
+    """A session for this request; services commit, teardown ends what is left.
 
     Async so that FastAPI does not hop to the threadpool to open and close it: a session
     connects lazily, and closing one whose service committed does no I/O.
@@ -68,8 +68,21 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     session = app_context(request).sessions()
     try:
         yield session
+        _end_reads_of_safe_request(request, session)
     finally:
         session.close()
+
+
+def _end_reads_of_safe_request(request: Request, session: Session) -> None:
+    """A GET (or HEAD) that succeeded ends its reads with COMMIT; anything else is rolled back on close.
+
+    Safe methods change nothing the caller did not commit through a service (the annotate
+    page commits its lease), so what is left open is reads. Ending them with the ROLLBACK of
+    `Session.close` would make psycopg forget every prepared statement of the connection,
+    which the annotation loop's requests then use to plan their statements again.
+    """
+    if request.method in SAFE_METHODS:
+        commit_reads(session)
 
 
 DbSession = Annotated[Session, Depends(get_session)]
@@ -196,6 +209,7 @@ async def authenticated_call(request: Request) -> AsyncIterator[Call]:
     try:
         principal = await _authorize(request, await _identify(request, session, context))
         yield Call(session, principal, context)
+        _end_reads_of_safe_request(request, session)
     finally:
         session.close()
 
