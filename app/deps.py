@@ -106,7 +106,7 @@ async def optional_principal(request: Request, session: DbSession) -> Principal 
 
 async def _identify(request: Request, session: Session, context: AppContext) -> Principal | None:
     # A recently verified API token is answered from memory; only a miss goes to the
-    # database, in the threadpool.
+    # database: on SQLite a local read on the event loop, else in the threadpool.
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -115,17 +115,26 @@ async def _identify(request: Request, session: Session, context: AppContext) -> 
     if token is not None:
         principal = context.token_cache.get(digest(token))
         if principal is None:
-            principal = await run_in_threadpool(_principal_for_token, session, token, context.token_cache)
+            principal = await _read_principal(context, _principal_for_token, session, token, context.token_cache)
         if principal is None:
             raise NotAuthenticated("invalid_token", "This API token is unknown or revoked.")
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and context.inline_database:
-            principal = _principal_for_cookie(session, cookie)  # SQLite: a local read, no thread hop
-        elif cookie:
-            principal = await run_in_threadpool(_principal_for_cookie, session, cookie)
+        if cookie:
+            principal = await _read_principal(context, _principal_for_cookie, session, cookie)
     request.state.principal = principal
     return principal
+
+
+async def _read_principal(context: AppContext, read: Callable[..., Principal | None], *args: Any) -> Principal | None:
+    """The caller read from the database: inline on SQLite, in the threadpool otherwise.
+
+    Inline because SQLite's read is microseconds of local work, while a thread on a busy
+    event loop waits for the GIL again after each SQLite call (docs/benchmarks.md, "Soak").
+    """
+    if context.inline_database:
+        return read(*args)
+    return await run_in_threadpool(read, *args)
 
 
 def _principal_for_token(session: Session, token: str, cache: accounts.TokenCache) -> Principal | None:

@@ -7,14 +7,18 @@ import os
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from anyio import CapacityLimiter
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.deps import Call
-from app.principal import command_line_principal
+from app import deps
+from app.deps import AppContext, Call
+from app.principal import Principal, command_line_principal
+from app.services.accounts import TokenCache
 from app.settings import Settings
 from preference_store.engine import NOWAIT_SESSION_FLAG, WriterBusy
 from tests.conftest import People
@@ -97,3 +101,31 @@ def test_a_hot_call_refused_before_its_endpoint_leaves_no_transaction_open(
     assert invalid.status_code == 422
     assert len(opened) == 2
     assert not any(session.in_transaction() for session in opened)
+
+
+def test_the_caller_is_read_on_the_event_loop_on_sqlite_and_in_a_thread_otherwise(
+    app: FastAPI, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread beside a busy event loop waits for the GIL again after each SQLite call it makes
+    (docs/benchmarks.md, "Soak"); PostgreSQL's round trips must not block the loop."""
+    email = people.make("reader@example.org")
+    read_in: list[int] = []
+    real_read = deps._principal_for_token
+
+    def recording_read(*args: Any) -> Principal | None:
+        read_in.append(threading.get_ident())
+        return real_read(*args)
+
+    monkeypatch.setattr(deps, "_principal_for_token", recording_read)
+    authorization = (b"authorization", f"Bearer {people.tokens[email]}".encode())
+
+    async def identify(context: AppContext) -> tuple[int, Principal | None]:
+        request = Request({"type": "http", "method": "GET", "headers": [authorization]})
+        return threading.get_ident(), await deps._identify(request, context.sessions(), context)
+
+    for inline in (True, False):
+        context = replace(app.state.context, inline_database=inline, token_cache=TokenCache(0))
+        loop_thread, principal = asyncio.run(identify(context))
+        assert principal is not None and principal.user.email == email
+        assert (read_in[-1] == loop_thread) is inline
+    assert len(read_in) == 2
