@@ -74,7 +74,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 def _end_reads_of_safe_request(request: Request, session: Session) -> None:
-    """A GET (or HEAD) that succeeded ends its reads with COMMIT; anything else is rolled back on close.
+    """A GET, HEAD or OPTIONS that succeeded ends its reads with COMMIT; the rest roll back on close.
 
     Safe methods change nothing the caller did not commit through a service (the annotate
     page commits its lease), so what is left open is reads. Ending them with the ROLLBACK of
