@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine.url import make_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -41,3 +41,17 @@ def fresh_database(workdir: Path) -> Iterator[str]:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def rollbacks_on(connection: Connection) -> Iterator[list[str]]:
+    """The ROLLBACKs (and savepoint rollbacks) sent on `connection` inside the block, by name."""
+    seen: list[str] = []
+    listeners = {name: lambda *_args, name=name: seen.append(name) for name in ("rollback", "rollback_savepoint")}
+    for name, listener in listeners.items():
+        event.listen(connection, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners.items():
+            event.remove(connection, name, listener)

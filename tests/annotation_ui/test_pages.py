@@ -6,13 +6,14 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from app.principal import Principal
 from app.services import importing, projects
 from preference_store.models import Assignment, AssignmentState, Judgment, JudgmentRevision, Role
 from tests.conftest import People, native_item
+from tests.databases import rollbacks_on
 
 PASSWORD = "correct horse battery"
 
@@ -136,11 +137,7 @@ def test_the_loop_pages_end_their_reads_with_a_commit(
     list) end every transaction with COMMIT, so PostgreSQL plans their statements once."""
     csrf = _log_in(client, annotator)
     _, first = _open_task(client)
-    rollbacks: list[str] = []
-    listeners = {name: lambda *_args, name=name: rollbacks.append(name) for name in ("rollback", "rollback_savepoint")}
-    for name, listener in listeners.items():
-        event.listen(connection, name, listener)
-    try:
+    with rollbacks_on(connection) as rollbacks:
         submitted = client.post(
             f"/projects/pages/annotate/{first}",
             data={"choice": "A", "time_spent_ms": "1234"},
@@ -148,9 +145,6 @@ def test_the_loop_pages_end_their_reads_with_a_commit(
         )
         strip = client.get("/projects/pages/progress", headers={"HX-Request": "true"})
         recent = client.get("/projects/pages/recent", headers={"HX-Request": "true"})
-    finally:
-        for name, listener in listeners.items():
-            event.remove(connection, name, listener)
     assert (submitted.status_code, strip.status_code, recent.status_code) == (200, 200, 200)
     assert 'data-assignment="' in submitted.text
     assert rollbacks == []

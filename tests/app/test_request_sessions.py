@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection
 
 from preference_store.models import Role
 from tests.conftest import People
-
-
-@contextmanager
-def _rollbacks(connection: Connection) -> Iterator[list[str]]:
-    seen: list[str] = []
-    listeners = {name: lambda *_args, name=name: seen.append(name) for name in ("rollback", "rollback_savepoint")}
-    for name, listener in listeners.items():
-        event.listen(connection, name, listener)
-    try:
-        yield seen
-    finally:
-        for name, listener in listeners.items():
-            event.remove(connection, name, listener)
+from tests.databases import rollbacks_on
 
 
 def _lead_with_project(client: TestClient, people: People) -> dict[str, str]:
@@ -40,7 +25,7 @@ def test_reads_of_a_successful_get_end_with_a_commit(
     """psycopg forgets a connection's prepared statements on every ROLLBACK, so a lead's pages and
     the API's reads must not end that way on the connections the annotation loop shares."""
     lead = _lead_with_project(client, people)
-    with _rollbacks(connection) as rollbacks:
+    with rollbacks_on(connection) as rollbacks:
         answers = [
             client.get(path, headers=lead).status_code
             for path in (
@@ -59,11 +44,11 @@ def test_a_request_that_fails_or_changes_state_leaves_what_it_did_uncommitted(
     client: TestClient, people: People, connection: Connection
 ) -> None:
     lead = _lead_with_project(client, people)
-    with _rollbacks(connection) as rollbacks:
+    with rollbacks_on(connection) as rollbacks:
         missing = client.get("/api/v1/projects/no-such-project", headers=lead)
     assert missing.status_code == 404
     assert rollbacks != []
-    with _rollbacks(connection) as rollbacks:
+    with rollbacks_on(connection) as rollbacks:
         refused = client.post("/api/v1/projects/reads/members", json={"emails": ["nobody@example.org"]}, headers=lead)
     assert refused.status_code == 422, refused.text
     assert rollbacks != []
