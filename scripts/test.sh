@@ -12,11 +12,13 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 loud() { printf '\n\033[1;33m!!! %s\033[0m\n\n' "$*" >&2; }
 
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "==> installing Debian's chromium for the browser tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)          # the browser tests
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)         # tests/deployment: docs/deploy.md's proxy config
+command -v openssl >/dev/null || missing+=(openssl)      # its TLS certificate
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "==> installing Debian's ${missing[*]} for the browser and deployment tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 pytest_marks=()
 if [ ! -x /usr/bin/chromium ]; then
