@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine.url import make_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -44,8 +44,8 @@ def fresh_database(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def rollbacks_on(connection: Connection) -> Iterator[list[str]]:
-    """The ROLLBACKs (and savepoint rollbacks) sent on `connection` inside the block, by name."""
+def rollbacks_on(connection: Connection | Engine) -> Iterator[list[str]]:
+    """The ROLLBACKs (and savepoint rollbacks) sent on `connection` (or any of an engine's) inside the block."""
     seen: list[str] = []
     listeners = {name: lambda *_args, name=name: seen.append(name) for name in ("rollback", "rollback_savepoint")}
     for name, listener in listeners.items():

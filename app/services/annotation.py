@@ -29,7 +29,7 @@ from preference_store import items as item_store
 from preference_store import judgments as judgment_store
 from preference_store import queue, single_statement
 from preference_store.base import utcnow
-from preference_store.engine import begin_write, is_deadlock
+from preference_store.engine import begin_write, commit_reads, is_deadlock
 from preference_store.models import AssignmentState, ProjectKind
 from preference_store.projects import ProjectRow
 
@@ -310,7 +310,7 @@ def _flag_passed_items(session: Session, *, project_id: int, from_rank: int, to_
     # One short transaction per item: waiting for a row another claim holds while holding
     # none ourselves can never be part of a deadlock.
     passed = queue.open_items_between(session, project_id=project_id, from_rank=from_rank, to_rank=to_rank)
-    session.rollback()
+    commit_reads(session)
     for item_id in passed:
         _committed_retrying_deadlocks(session, functools.partial(queue.mark_reopened, session, item_id=item_id))
 

@@ -10,15 +10,16 @@ import pytest
 from sqlalchemy import Engine, text
 
 from app import database
-from app.principal import command_line_principal
-from app.services import accounts, importing, projects
+from app.principal import AuthMethod, Principal, command_line_principal
+from app.services import accounts, annotation, importing, projects
 from preference_store import arbitration as arbitration_store
 from preference_store import queue
+from preference_store import users as user_store
 from preference_store.base import utcnow
 from preference_store.engine import build_engine, session_factory
 from preference_store.models import AssignmentState, Role
 from tests.conftest import native_item
-from tests.databases import backend, fresh_database
+from tests.databases import backend, fresh_database, rollbacks_on
 
 pytestmark = pytest.mark.skipif(backend() != "postgresql", reason="row locks are PostgreSQL's")
 
@@ -162,3 +163,50 @@ def test_of_two_last_judgments_at_once_exactly_one_finds_the_item_complete(engin
     assert found == {"first": False, "second": True}
     with sessions() as session:  # read again later, by anyone: complete
         assert arbitration_store.item_is_complete(session, item_id=leases[0].item_id)
+
+
+def test_flagging_the_items_a_claim_passed_keeps_the_connections_prepared_statements(engine: Engine) -> None:
+    """The read of the passed items ends with COMMIT: on a ROLLBACK psycopg forgets every prepared
+    statement of the connection, and under load PostgreSQL then planned the annotation loop's
+    statements on almost every call (docs/benchmarks.md, "Prepared statements kept")."""
+    sessions = session_factory(engine)
+    operator = command_line_principal()
+    with sessions() as session:
+        project = projects.create_project(session, principal=operator, slug="passing", name="P", overlap=1)
+        rows = [(n, native_item(f"p{n}")) for n in range(1, 4)]
+        importing.import_items(session, principal=operator, slug="passing", rows=rows)
+        accounts.create_user(session, email="passer@example.org", name="Passer", role=Role.ANNOTATOR, password=None)
+        projects.add_members(session, principal=operator, slug="passing", emails=["passer@example.org"])
+        user = user_store.get_user_by_email(session, email="passer@example.org")
+        assert user is not None
+    holder = build_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    served: list[annotation.Task | None] = []
+    try:
+        with holder.connect() as held, rollbacks_on(engine) as rollbacks:
+            first = held.execute(
+                text("SELECT item_id FROM item_queue WHERE project_id = :p ORDER BY rank LIMIT 1 FOR UPDATE"),
+                {"p": project.id},
+            ).scalar_one()
+
+            def claim() -> None:
+                with sessions() as session:
+                    served.append(
+                        annotation.next_task(
+                            session, principal=Principal(user, AuthMethod.TOKEN), slug="passing", now=utcnow()
+                        )
+                    )
+
+            claimer = threading.Thread(target=claim)
+            claimer.start()
+            claimer.join(timeout=1)  # flagging the held item waits for its lock
+            held.commit()
+            claimer.join(timeout=30)
+        assert served and served[0] is not None
+        assert rollbacks == []
+        with engine.connect() as connection:
+            flagged = connection.execute(
+                text("SELECT is_reopened FROM item_queue WHERE item_id = :i"), {"i": first}
+            ).scalar_one()
+        assert flagged is True
+    finally:
+        holder.dispose()
