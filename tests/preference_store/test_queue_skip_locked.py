@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from app import database
 from app.principal import AuthMethod, Principal, command_line_principal
@@ -18,6 +19,7 @@ from preference_store import users as user_store
 from preference_store.base import utcnow
 from preference_store.engine import build_engine, session_factory
 from preference_store.models import AssignmentState, Role
+from preference_store.projects import ProjectRow
 from tests.conftest import native_item
 from tests.databases import backend, fresh_database, rollbacks_on
 
@@ -33,13 +35,18 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
         engine.dispose()
 
 
+def _three_item_project(session: Session, *, slug: str, overlap: int) -> ProjectRow:
+    operator = command_line_principal()
+    project = projects.create_project(session, principal=operator, slug=slug, name=slug, overlap=overlap)
+    rows = [(n, native_item(f"{slug}-{n}")) for n in range(1, 4)]
+    importing.import_items(session, principal=operator, slug=slug, rows=rows)
+    return project
+
+
 def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
     sessions = session_factory(engine)
-    operator = command_line_principal()
     with sessions() as session:
-        project = projects.create_project(session, principal=operator, slug="skip-test", name="S", overlap=2)
-        rows = [(n, native_item(f"k{n}")) for n in range(1, 4)]
-        importing.import_items(session, principal=operator, slug="skip-test", rows=rows)
+        project = _three_item_project(session, slug="skip-test", overlap=2)
         ids = []
         for email in ("first@example.org", "second@example.org"):
             ids.append(accounts.create_user(session, email=email, name=email, role=Role.ANNOTATOR, password=None).id)
@@ -79,12 +86,8 @@ def test_item_passed_over_while_locked_is_served_later(engine: Engine) -> None:
 
 def test_two_claims_of_one_annotator_at_once_share_one_lease(engine: Engine) -> None:
     sessions = session_factory(engine)
-    operator = command_line_principal()
     with sessions() as session:
-        project = projects.create_project(session, principal=operator, slug="race-test", name="R", overlap=1)
-        importing.import_items(
-            session, principal=operator, slug="race-test", rows=[(n, native_item(f"r{n}")) for n in range(1, 4)]
-        )
+        project = _three_item_project(session, slug="race-test", overlap=1)
         annotator = accounts.create_user(
             session, email="racer@example.org", name="r", role=Role.ANNOTATOR, password=None
         ).id
@@ -172,9 +175,7 @@ def test_flagging_the_items_a_claim_passed_keeps_the_connections_prepared_statem
     sessions = session_factory(engine)
     operator = command_line_principal()
     with sessions() as session:
-        project = projects.create_project(session, principal=operator, slug="passing", name="P", overlap=1)
-        rows = [(n, native_item(f"p{n}")) for n in range(1, 4)]
-        importing.import_items(session, principal=operator, slug="passing", rows=rows)
+        project = _three_item_project(session, slug="passing", overlap=1)
         accounts.create_user(session, email="passer@example.org", name="Passer", role=Role.ANNOTATOR, password=None)
         projects.add_members(session, principal=operator, slug="passing", emails=["passer@example.org"])
         user = user_store.get_user_by_email(session, email="passer@example.org")
