@@ -1242,22 +1242,29 @@ def reference_for(rows: list[dict[str, Any]], row: dict[str, Any], variant: str 
     return pool[-1] if pool else None
 
 
+def _ratio_to_reference(rows: list[dict[str, Any]], row: dict[str, Any], variant: str) -> str:
+    """Closed-loop cycles/s over the reference variant's at the same concurrency ("-" without one)."""
+    reference = reference_for(rows, row, variant) if row.get("mode", "closed") == "closed" else None
+    if reference is None or not reference["cycles_per_s"]:
+        return "-"
+    ratio = f"{row['cycles_per_s'] / reference['cycles_per_s']:.2f}"
+    return ratio + ("" if reference["run_id"] == row["run_id"] else " (other run)")
+
+
 def table(path: Path, *, last_run: bool) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if last_run and rows:
         rows = [r for r in rows if r["run_id"] == rows[-1]["run_id"]]
+    variants = ["A"] + (["D"] if any(r["kind"] == "reference" and r["variant"] == "D" for r in rows) else [])
+    ratio_heads = "".join(f" vs ref {variant} |" for variant in variants)
     out = [
-        "| backend | items | C | workers | cycles/s | vs ref A | next p50 / p95 / p99 ms | "
+        f"| backend | items | C | workers | cycles/s |{ratio_heads} next p50 / p95 / p99 ms | "
         "judgment p50 / p95 / p99 ms | p99/p50 next, judgment | errors | 204s | server CPU s | CPU ms/cycle | "
         "peak RSS MB | verify |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---" * (14 + len(variants)) + "|",
     ]
     for row in rows:
-        reference = reference_for(rows, row) if row.get("mode", "closed") == "closed" else None
-        ratio = "-"
-        if reference is not None and reference["cycles_per_s"]:
-            ratio = f"{row['cycles_per_s'] / reference['cycles_per_s']:.2f}"
-            ratio += "" if reference["run_id"] == row["run_id"] else " (other run)"
+        ratios = " | ".join(_ratio_to_reference(rows, row, variant) for variant in variants)
         verified = row["verify"]
         check = "n/a" if verified.get("ok") is None else ("ok" if verified["ok"] else "FAIL")
         if verified.get("judgments") is not None:
@@ -1267,7 +1274,7 @@ def table(path: Path, *, last_run: bool) -> str:
             name += f" {row['surface']}" + (f" open {row['think_s']:g} s" if row["mode"] == "open" else "")
         out.append(
             f"| {name} | {size_label(row['items'])} | {row['conc']} | {row['workers']} | {row['cycles_per_s']} | "
-            f"{ratio} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | "
+            f"{ratios} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | "
             f"{_spread(row['next_ms'])}, {_spread(row['judgment_ms'])} | {row['error_count']} | "
             f"{row['no_work_204']} | {row['server_cpu_s']} | {row['server_cpu_ms_per_cycle']} | "
             f"{row['server_peak_rss_mb']} | {check} |"
