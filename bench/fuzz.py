@@ -5,7 +5,9 @@ admin, two annotators with API tokens and a project with items, judgments, a gol
 arbitration case and a calibration round. Every operation of the schema then gets
 `--max-examples` generated requests as the lead and as an annotator (path `slug`s pinned to the
 seeded project so requests get past the lookup), checked for `not_a_server_error` and
-`response_schema_conformance`. Prints a summary, appends one JSON line to
+`response_schema_conformance`. The server logs JSON lines to a file: anything it logs at ERROR
+(an export job accepted with 202 that then fails in the background, an exception a handler
+caught and logged) is a failure too. Prints a summary, appends one JSON line to
 bench/results/fuzz.jsonl and exits 1 on any failure.
 
   .venv/bin/python bench/fuzz.py --backend sqlite --max-examples 50
@@ -194,14 +196,22 @@ def main() -> int:
         "PREFSTACK_EXPORTS__DIRECTORY": str(workdir / "exports"),
         "PREFSTACK_UPLOADS__DIRECTORY": str(workdir / "uploads"),
         "PREFSTACK_LOG__LEVEL": "WARNING",
+        "PREFSTACK_LOG__FORMAT": "json",
     }
+    server_log = workdir / "server.log"
     server: subprocess.Popen[bytes] | None = None
     started = time.monotonic()
     try:
         os.environ.update({key: env[key] for key in ("PREFSTACK_ENVIRONMENT", "PREFSTACK_DATABASE_URL")})
         tokens = seed_users(database_url)
         prefstack = Path(sys.executable).parent / "prefstack"
-        server = subprocess.Popen([str(prefstack), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env)
+        with server_log.open("wb") as log_file:
+            server = subprocess.Popen(
+                [str(prefstack), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -210,7 +220,8 @@ def main() -> int:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start")
+                tail = "\n".join(server_log.read_text(errors="replace").splitlines()[-20:])
+                raise SystemExit(f"the server did not start; its log ends:\n{tail}")
             time.sleep(0.2)
         seed_project(base, tokens)
         log(f"fuzzing {base} ({args.backend}), {args.max_examples} examples per operation and caller")
@@ -223,6 +234,9 @@ def main() -> int:
             pg_execute(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_database}"')
         else:
             remove_sqlite(workdir / "fuzz.db")
+    logged_errors = errors_logged(server_log)
+    for entry in logged_errors:
+        log(f"FAIL the server logged an error: {entry['logger']}: {entry['message'][:200]}")
     record = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": args.backend,
@@ -232,6 +246,7 @@ def main() -> int:
         "requests": outcome["requests"],
         "failures": len(outcome["failures"]),
         "failed_operations": sorted({f"{item['operation']} ({item['caller']})" for item in outcome["failures"]}),
+        "errors_logged": len(logged_errors),
         "seconds": round(time.monotonic() - started, 1),
         "schemathesis": schemathesis.__version__,
     }
@@ -239,7 +254,20 @@ def main() -> int:
     with RESULTS.open("a") as results:
         results.write(json.dumps(record) + "\n")
     print(json.dumps(record, indent=2))
-    return 1 if outcome["failures"] else 0
+    return 1 if outcome["failures"] or logged_errors else 0
+
+
+def errors_logged(path: Path) -> list[dict[str, Any]]:
+    """The server's JSON log entries at ERROR or above (lines that are not JSON are uvicorn's own)."""
+    entries = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            entries.append(entry)
+    return entries
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ NAMING_CONVENTION = {
 
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")
 
+INTEGER_MAX = 2**31 - 1
+"""The largest value an `Integer` column holds on PostgreSQL (SQLite's hold 64 bits)."""
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC timestamps on every engine (SQLite stores naive text)."""

@@ -31,6 +31,7 @@ from export.sft import SftOptions, build_sft_rows
 from export.split import SplitSpec, split_of, split_rows
 from export.writers import ExportFormat, staged_directory, unsplit, write_splits
 from preference_store import users as user_store
+from preference_store.base import INTEGER_MAX
 from preference_store.judgments import ItemJudgments, JudgmentFilter, iter_judged_items, iter_votes
 from preference_store.models import ProjectKind
 from preference_store.projects import ProjectRow
@@ -121,6 +122,13 @@ class ExportRequest:
                 raise InvalidInput("invalid_share", f"{name} must be between 0 and 1.", field=name)
         if self.gzip and self.fmt is not ExportFormat.JSONL:
             raise InvalidInput("invalid_gzip", "gzip applies to the jsonl format only.", field="gzip")
+        for version in self.where.guidelines_versions:
+            if not 1 <= version <= INTEGER_MAX:
+                raise InvalidInput(
+                    "invalid_guidelines_version",
+                    f"{version} is not a guidelines version: versions are numbered from 1.",
+                    field="guidelines_version",
+                )
 
     def parameters(self) -> dict[str, Any]:
         """The request as plain JSON values (team ids, not names: the card names no team)."""

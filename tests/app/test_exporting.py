@@ -399,6 +399,8 @@ def test_api_streams_every_kind_and_one_split(client: TestClient, people: People
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "split"
     refused = client.get("/api/v1/projects/ex-pair/export/dpo?min_agreement=2", headers=lead)
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "min_agreement"
+    refused = client.get("/api/v1/projects/ex-pair/export/dpo?guidelines_version=15771264155", headers=lead)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "guidelines_version"
 
 
 def _contrarian_project(client: TestClient, people: People, lead: Headers) -> None:
