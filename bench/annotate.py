@@ -57,6 +57,7 @@ from benchlib import (
     template_copy,
 )
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
@@ -175,6 +176,28 @@ class Target:
     def pg_template(self) -> str:
         return f"prefstack_bench_tmpl_{size_label(self.items)}"
 
+    @property
+    def server(self) -> str | None:
+        """The PostgreSQL server the template lives on, as host:port."""
+        if self.backend == "sqlite":
+            return None
+        url = make_url(self.pg_url)
+        return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+    def seeded(self) -> dict[str, Any]:
+        """The template's token file; refused when missing, or seeded on another PostgreSQL server."""
+        again = f"`annotate.py seed --backend {self.backend} --size {size_label(self.items)}`"
+        if not self.tokens_path.exists():
+            raise SystemExit(f"no template for {self.label}: run {again} first")
+        meta: dict[str, Any] = json.loads(self.tokens_path.read_text())
+        if meta.get("server") != self.server:
+            seeded_on = meta.get("server") or "an unrecorded server"
+            raise SystemExit(
+                f"the template for {self.label} was seeded on {seeded_on}, not on {self.server}: "
+                f"run {again} with this --pg-url"
+            )
+        return meta
+
     def template_url(self) -> str:
         if self.backend == "sqlite":
             return f"sqlite:///{self.sqlite_template}"
@@ -278,6 +301,7 @@ def seed(target: Target, *, users: int, batch: int) -> None:
                 "project_id": project.id,
                 "overlap": OVERLAP,
                 "template": str(target.sqlite_template) if target.backend == "sqlite" else target.pg_template,
+                "server": target.server,
                 "tokens": tokens,
             },
             indent=1,
@@ -982,7 +1006,7 @@ def append(out: Path, row: dict[str, Any]) -> None:
 
 def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
     """A cell driven by `drive`: the HTML surface, or either surface in open loop."""
-    meta = json.loads(target.tokens_path.read_text())
+    meta = target.seeded()
     think = a.think if a.open_loop else 0.0
     warmup = max(a.warmup, think) if a.open_loop else a.warmup
     mode = "open" if a.open_loop else "closed"
@@ -1061,7 +1085,7 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
 def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
     if a.surface != "api" or a.open_loop:
         return generic_cell(a, target, conc=conc, workers=workers, run_id=run_id)
-    meta = json.loads(target.tokens_path.read_text())
+    meta = target.seeded()
     tokens = [entry["token"] for entry in meta["tokens"]]
     name = f"{target.label}-c{conc}-w{workers}"
     row: dict[str, Any] = {
@@ -1189,12 +1213,8 @@ def run(a: argparse.Namespace, *, reference_variants: list[str]) -> None:
     a.workdir.mkdir(parents=True, exist_ok=True)
     targets = [Target(backend, parse_size(size), a.workdir, a.pg_url) for backend in a.backends for size in a.sizes]
     for target in targets:
-        if not target.tokens_path.exists():
-            raise SystemExit(
-                f"no template for {target.label}: run `seed --backend {target.backend} "
-                f"--size {size_label(target.items)}` first"
-            )
-        seeded = len(json.loads(target.tokens_path.read_text())["tokens"])
+        meta = target.seeded()
+        seeded = len(meta["tokens"])
         if max(a.conc) > seeded and a.surface == "api" and not a.open_loop:
             raise SystemExit(f"--conc {max(a.conc)} needs as many annotators; {target.label} has {seeded}")
     if a.open_loop:

@@ -89,7 +89,7 @@ def crowd_accounts(
 # ------------------------------------------------------------------ server SIGKILL
 def server_crash(a: argparse.Namespace, backend: str) -> dict[str, Any]:
     target = Target(backend, parse_size(a.size), a.workdir, a.pg_url)
-    meta = json.loads(target.tokens_path.read_text())
+    meta = target.seeded()
     row = base_row("crash-server", backend) | {"items": target.items, "annotators": a.annotators, "workers": a.workers}
     row |= {"before_s": a.before, "after_s": a.after, "lease_s": a.lease}
     server_log = a.workdir / f"server-crash-{target.label}.log"
@@ -221,7 +221,7 @@ def item_count(url: str, project_id: int) -> int:
 
 def import_crash(a: argparse.Namespace, backend: str) -> dict[str, Any]:
     target = Target(backend, parse_size(a.size), a.workdir, a.pg_url)
-    meta = json.loads(target.tokens_path.read_text())
+    meta = target.seeded()
     source = import_file(a.workdir, a.import_items).resolve()
     row = base_row("crash-import", backend) | {"file": str(source), "file_bytes": source.stat().st_size}
     with cell_database(target, f"crashimp_{target.label.replace('-', '_')}_{os.getpid()}") as url:
@@ -355,7 +355,7 @@ def pg_restart(a: argparse.Namespace) -> dict[str, Any]:
         workdir = a.workdir / "private-pg"
         target = Target("postgresql", 2000, workdir, pg_url)
         seed(target, users=64, batch=1000)
-        meta = json.loads(target.tokens_path.read_text())
+        meta = target.seeded()
         server_log = a.workdir / "server-pg-restart.log"
         with cell_database(target, "prefstack_bench_pgrestart") as url:
             tokens, drop_ins = crowd_accounts(url, meta, slug=target.slug, annotators=a.annotators, lease=None)

@@ -53,9 +53,10 @@ from annotate import (
     OOB_PROGRESS,
     OOB_RECENT,
     SESSION_COOKIE,
+    Target,
     prepare_cell,
 )
-from benchlib import log, parse_size, pg_database_url, size_label, template_copy
+from benchlib import log, parse_size, template_copy
 from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, event, select, text, update
 
@@ -127,13 +128,10 @@ class Measured:
 
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
-    label = f"{a.backend}-{size_label(a.items)}"
-    meta = json.loads((a.workdir / f"{label}.tokens.json").read_text())
-    template = (
-        f"sqlite:///{a.workdir / f'{label}.template.db'}"
-        if a.backend == "sqlite"
-        else pg_database_url(a.pg_url, meta["template"])
-    )
+    target = Target(a.backend, a.items, a.workdir, a.pg_url)
+    label = target.label
+    meta = target.seeded()
+    template = target.template_url()
     bench_accounts = meta["tokens"][: a.annotators]
     with template_copy(
         template, copy_path=a.workdir / f"cycle-{label}.db", pg_url=a.pg_url, pg_database=f"prefstack_cycle_{label}"

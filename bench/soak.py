@@ -342,9 +342,7 @@ def run_async(coroutine: Any) -> Any:
 
 def soak(a: argparse.Namespace) -> dict[str, Any]:
     target = Target(a.backend, parse_size(a.size), a.workdir, a.pg_url)
-    if not target.tokens_path.exists():
-        raise SystemExit(f"no template: run `annotate.py seed --backend {a.backend} --size {a.size}` first")
-    meta = json.loads(target.tokens_path.read_text())
+    meta = target.seeded()
     seconds = a.minutes * 60
     row: dict[str, Any] = {
         "kind": "soak",

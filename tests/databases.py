@@ -44,6 +44,21 @@ def fresh_database(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
+def migrated_database(workdir: Path) -> Iterator[str]:
+    """Yield the URL of a new database of the run's backend at the latest schema; drop it afterwards."""
+    from app import database
+    from preference_store.engine import build_engine
+
+    with fresh_database(workdir) as url:
+        engine = build_engine(url, pool_size=1)
+        try:
+            database.upgrade(engine)
+        finally:
+            engine.dispose()
+        yield url
+
+
+@contextmanager
 def rollbacks_on(connection: Connection | Engine) -> Iterator[list[str]]:
     """The ROLLBACKs (and savepoint rollbacks) sent on `connection` (or any of an engine's) inside the block."""
     seen: list[str] = []

@@ -25,7 +25,7 @@ from app import database
 from app.observability import JsonFormatter, request_id_var
 from app.settings import OperationsSettings, Settings
 from preference_store.engine import build_engine
-from tests.databases import fresh_database
+from tests.databases import fresh_database, migrated_database
 
 PAGE_ROUTE = "/api/v1/projects/{slug}"
 
@@ -119,21 +119,18 @@ def _revision_before_head() -> str:
 
 
 def test_readyz_reports_an_unreachable_database_and_recovers(tmp_path: Path, settings: Settings) -> None:
-    with fresh_database(tmp_path) as url:
-        engine = build_engine(url, pool_size=1)
-        try:
-            database.upgrade(engine)
-        finally:
-            engine.dispose()
-        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
-            assert client.get("/readyz").status_code == 200
-            context = client.app.state.context  # type: ignore[attr-defined]
-            context.engine.dispose()
-            with _database_unreachable(url):
-                down = client.get("/readyz")
-                api_down = client.get("/api/v1/projects/any", headers={"Authorization": "Bearer pst_not-a-real-token"})
-            assert client.get("/readyz").status_code == 200
-            api_up = client.get("/api/v1/projects/any", headers={"Authorization": "Bearer pst_not-a-real-token"})
+    with (
+        migrated_database(tmp_path) as url,
+        TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client,
+    ):
+        assert client.get("/readyz").status_code == 200
+        context = client.app.state.context  # type: ignore[attr-defined]
+        context.engine.dispose()
+        with _database_unreachable(url):
+            down = client.get("/readyz")
+            api_down = client.get("/api/v1/projects/any", headers={"Authorization": "Bearer pst_not-a-real-token"})
+        assert client.get("/readyz").status_code == 200
+        api_up = client.get("/api/v1/projects/any", headers={"Authorization": "Bearer pst_not-a-real-token"})
     assert down.status_code == 503
     assert down.json()["checks"]["database"].startswith("unreachable")
     assert api_down.status_code == 503, api_down.text
@@ -188,12 +185,7 @@ def _free_port() -> int:
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`prefstack serve --workers 2` on a migrated database, logging JSON lines to a file."""
-    with fresh_database(tmp_path) as url:
-        engine = build_engine(url, pool_size=1)
-        try:
-            database.upgrade(engine)
-        finally:
-            engine.dispose()
+    with migrated_database(tmp_path) as url:
         port = _free_port()
         log = tmp_path / "server.log"
         environment = {
