@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -126,7 +126,7 @@ JUDGMENT_ROWS_PER_FETCH = 5000
 
 def iter_judged_items(
     session: Session, *, project_id: int, batch_size: int = 2000, where: JudgmentFilter | None = None
-) -> Iterator[ItemJudgments]:
+) -> Generator[ItemJudgments]:
     """Stream the project's judged items in id order, a batch of items at a time.
 
     One streamed pass reads the project's (filtered) judgments in item order; each batch of

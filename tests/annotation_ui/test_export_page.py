@@ -166,8 +166,8 @@ def test_a_bad_option_re_renders_the_form_with_422_at_that_field(client: TestCli
 def test_the_jobs_table_polls_only_while_a_job_is_unfinished(
     client: TestClient, csrf: str, runner: ExportJobRunner
 ) -> None:
-    waiting: list[object] = []
-    runner.launch = waiting.append  # type: ignore[assignment]
+    waiting: list[Callable[[], None]] = []
+    runner.launch = waiting.append
     client.post(f"/projects/{SLUG}/exports", data={"csrf_token": csrf, "kind": "dpo"})
     polled = client.get(f"/projects/{SLUG}/exports", headers=HTMX)
     assert polled.text.lstrip().startswith('<section id="jobs"')
@@ -175,7 +175,7 @@ def test_the_jobs_table_polls_only_while_a_job_is_unfinished(
     assert [state for _, state in _jobs(polled.text)] == ["queued"]
     assert "download-link" not in polled.text
     work = waiting.pop()
-    work()  # type: ignore[operator]
+    work()
     finished = client.get(f"/projects/{SLUG}/exports", headers=HTMX)
     assert 'hx-trigger="every 2s"' not in finished.text
     assert [state for _, state in _jobs(finished.text)] == ["done"]

@@ -15,9 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from annotation_ui import task_views
 from app.principal import Principal
-from app.services import importing, projects
+from app.services import annotation, importing, projects
 from preference_store.models import Judgment, Role
 from tests.conftest import People, native_item
 
@@ -77,13 +76,13 @@ def test_on_sqlite_a_page_submit_stores_on_the_event_loop(
     app.state.context = replace(app.state.context, inline_database=True)
     loop_thread = client.portal.call(threading.get_ident)  # type: ignore[union-attr]
     ran_on: list[int] = []
-    submit_judgment = task_views.annotation.submit_judgment
+    submit_judgment = annotation.submit_judgment
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         ran_on.append(threading.get_ident())
         return submit_judgment(*args, **kwargs)
 
-    monkeypatch.setattr(task_views.annotation, "submit_judgment", recording)
+    monkeypatch.setattr(annotation, "submit_judgment", recording)
     assignment = _assignment(client)
     answer = client.post(f"/projects/{SLUG}/annotate/{assignment}", data={"choice": "tie"}, headers=logged_in)
     assert answer.status_code == 200, answer.text

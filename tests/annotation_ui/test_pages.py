@@ -211,7 +211,13 @@ WORKBENCH_OPTIONS = {
 
 
 def _workbench(
-    session: Session, people: People, operator: Principal, *, slug: str, options: dict[str, object], items: list
+    session: Session,
+    people: People,
+    operator: Principal,
+    *,
+    slug: str,
+    options: dict[str, object],
+    items: list[dict[str, object]],
 ) -> str:
     email = people.make(f"{slug}@example.org", Role.ANNOTATOR, password=PASSWORD)
     projects.create_project(

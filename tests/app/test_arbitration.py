@@ -99,7 +99,7 @@ def _label(task: dict[str, Any], position: int) -> str:
 def _judge(client: TestClient, people: People, slug: str, annotator: int, body_of: Any) -> list[str]:
     """Judge everything the annotator is served; returns the external ids judged."""
     headers = people.headers(ANNOTATORS[annotator])
-    judged = []
+    judged: list[str] = []
     while True:
         task = client.get(f"/api/v1/projects/{slug}/next", headers=headers)
         if task.status_code == 204:
@@ -191,11 +191,11 @@ def test_leads_open_cases_by_hand_and_annotators_get_403(client: TestClient, peo
     lead = _staff(people)
     _project(client, lead, slug="arb-manual", items=1)
     annotator = people.headers(ANNOTATORS[0])
-    for call in (
-        lambda h: client.post("/api/v1/projects/arb-manual/items/i0/arbitration", headers=h),
-        lambda h: client.get("/api/v1/projects/arb-manual/arbitration", headers=h),
+    for method, url in (
+        ("POST", "/api/v1/projects/arb-manual/items/i0/arbitration"),
+        ("GET", "/api/v1/projects/arb-manual/arbitration"),
     ):
-        assert call(annotator).status_code == 403
+        assert client.request(method, url, headers=annotator).status_code == 403
     opened = client.post("/api/v1/projects/arb-manual/items/i0/arbitration", headers=lead)
     assert opened.status_code == 201 and opened.json()["created"] is True
     again = client.post("/api/v1/projects/arb-manual/items/i0/arbitration", headers=lead)
@@ -282,6 +282,7 @@ def test_a_verdict_resolves_the_case_leaves_votes_and_labels_the_export(
         .where(ArbitrationCase.id == first)
     )
     assert list(verdict_first) == [external], "the other two items have no majority"
+    assert external is not None
     row = verdict_first[external]
     assert row["chosen"][-1]["content"].startswith("answer 1 ") and row["margin"] == 2.0
     assert (row["votes"], row["agreement"]) == (2, 1.0)
@@ -329,14 +330,15 @@ def test_ranking_export_follows_the_verdict_order(
         for row in exporting.rows_for(session, project=project, request=request)
     }
     assert pairs == {("2", "0"), ("2", "1"), ("0", "1")}
-    assert session.scalar(select(func.count()).select_from(Judgment)) >= 2
+    judgments = session.scalar(select(func.count()).select_from(Judgment))
+    assert judgments is not None and judgments >= 2
 
 
 def test_export_jobs_keep_the_arbitration_mode() -> None:
     request = ExportRequest(arbitration=ArbitrationMode.IGNORE)
     assert request_from_parameters(request.parameters()).arbitration is ArbitrationMode.IGNORE
     assert request_from_parameters(ExportRequest().parameters()).arbitration is ArbitrationMode.VERDICT_FIRST
-    assert ExportOptions(arbitration="ignore").to_request().arbitration is ArbitrationMode.IGNORE  # type: ignore[arg-type]
+    assert ExportOptions(arbitration="ignore").to_request().arbitration is ArbitrationMode.IGNORE
 
 
 @pytest.mark.usefixtures("cli_database")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import pytest
 from sqlalchemy import func, select
@@ -27,6 +28,10 @@ class Seeded:
     ann1: Principal
     ann2: Principal
     outsider: Principal
+
+
+class CalibrationExportOptions(TypedDict, total=False):
+    include_calibration: bool
 
 
 def _principal(session: Session, people: People, email: str) -> Principal:
@@ -168,7 +173,7 @@ def test_whole_lifecycle_with_figures_agreed_answers_and_close(session: Session,
     # D_o = 2/6; D_e = (3*1 + 3*2 + 1*3 + 1*2 + 2*3 + 2*1) / (6 * 5) = 22/30; alpha = 1 - (1/3) / (22/30) = 6/11.
     assert figures.percent_agreement == pytest.approx(2 / 3)
     assert figures.alpha == pytest.approx(6 / 11)
-    assert figures.alpha_low is not None and figures.alpha_high is not None
+    assert figures.alpha_low is not None and figures.alpha is not None and figures.alpha_high is not None
     assert figures.alpha_low <= figures.alpha <= figures.alpha_high
     by_id = {item.external_id: item for item in revealed.items}
     assert [(d.verdict, d.count) for d in by_id["k-2"].distribution] == [("p0", 1), ("p1", 1)]
@@ -260,7 +265,7 @@ def test_random_items_with_disagreement_are_picked(session: Session, seeded: See
 
 
 def test_blind_agreement_matches_a_hand_computed_example() -> None:
-    table = [["p0", "p0", None], ["p0", "p1", "p1"], ["tie", "tie", "tie"], [None, "p1", None]]
+    table: list[list[str | None]] = [["p0", "p0", None], ["p0", "p1", "p1"], ["tie", "tie", "tie"], [None, "p1", None]]
     figures = blind_agreement(table)
     # Item 2 has pairs (p0,p1),(p0,p1),(p1,p1) -> 1/3 agree; items 1 and 3 agree fully; item 4 is unpairable.
     assert figures.percent_agreement == pytest.approx((1 + 1 / 3 + 1) / 3)
@@ -318,7 +323,7 @@ def test_calibration_items_are_left_out_of_exports_unless_asked(
     _answer_as(session, seeded.ann2, detail.id, "k-2", "p1")
     project = exporting.authorize_export(session, principal=seeded.lead, slug=SLUG)
 
-    def exported(**options: bool) -> set[str]:
+    def exported(**options: Unpack[CalibrationExportOptions]) -> set[str]:
         request = exporting.resolve_request(
             session, project=project, request=exporting.ExportRequest(kind="dpo", provenance=True, **options)
         )

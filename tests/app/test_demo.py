@@ -296,9 +296,10 @@ def test_the_judged_batch_has_gold_a_judge_arbitration_and_a_closed_calibration(
     lead = _principal(session, "lead@demo.prefstack")
     assert len(gold.list_gold_answers(session, principal=lead, slug=slug)) == 12
     project_id = session.scalar(select(Project.id).where(Project.slug == slug))
-    assert session.scalar(select(func.count()).select_from(ArbitrationCase).where(
+    arbitration_cases = session.scalar(select(func.count()).select_from(ArbitrationCase).where(
         ArbitrationCase.project_id == project_id
-    )) > 0  # fmt: skip
+    ))  # fmt: skip
+    assert arbitration_cases is not None and arbitration_cases > 0
     report = model_vs_human.judges_report(session, principal=lead, slug=slug, query=model_vs_human.judges_query())
     [judge] = report.judges
     assert judge.judge == demo_quality.JUDGE and judge.verdicts == 60 and judge.compared > 0

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.errors import InvalidInput
 from app.principal import Principal
 from app.services import exporting
 from app.services.export_labels import Aggregation
@@ -85,7 +86,8 @@ def _judge_all(client: TestClient, people: People, slug: str, annotator: int, ve
 
 
 def _label(task: dict[str, Any], word: str) -> str:
-    return next(r["label"] for r in task["item"]["responses"] if word in r["content"])
+    label: str = next(r["label"] for r in task["item"]["responses"] if word in r["content"])
+    return label
 
 
 def _pairwise_verdict(annotator: int, task: dict[str, Any]) -> dict[str, Any]:
@@ -361,7 +363,7 @@ def test_bad_requests_are_refused_by_field(
     client: TestClient, people: People, session: Session, operator: Principal, tmp_path: Path
 ) -> None:
     _build(client, people, "ex-pair")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"kind": "ppo"}, "kind"),
         ({"test_size": 1.0}, "test_size"),
         ({"fmt": ExportFormat.PARQUET, "gzip": True}, "gzip"),
@@ -369,7 +371,7 @@ def test_bad_requests_are_refused_by_field(
         ({"teams": ("Nobody",)}, "team"),
     ]
     for request, field in cases:
-        with pytest.raises(exporting.InvalidInput) as refused:
+        with pytest.raises(InvalidInput) as refused:
             _export(session, operator, "ex-pair", tmp_path / "bad", **request)
         assert refused.value.field == field
     assert not (tmp_path / "bad").exists()
@@ -455,6 +457,6 @@ def test_dawid_skene_decides_the_split_items_the_majority_leaves_out(
     assert summary.rows == 24
     manifest = orjson.loads((tmp_path / "ds" / MANIFEST_NAME).read_bytes())
     assert manifest["parameters"]["aggregation"] == "dawid-skene"
-    with pytest.raises(exporting.InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as refused:
         _export(session, operator, "ex-rubric", tmp_path / "no", kind="kto", aggregation=Aggregation.DAWID_SKENE)
     assert refused.value.field == "aggregation"

@@ -56,7 +56,8 @@ def _answer(client: TestClient, who: dict[str, str], slug: str, choose: Any) -> 
 
 
 def _label_of(task: dict[str, Any], content: str) -> str:
-    return next(r["label"] for r in task["item"]["responses"] if r["content"] == content)
+    label: str = next(r["label"] for r in task["item"]["responses"] if r["content"] == content)
+    return label
 
 
 def _right(task: dict[str, Any]) -> str:

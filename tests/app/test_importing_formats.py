@@ -213,6 +213,7 @@ def test_the_hh_rlhf_test_split_in_full(session: Session, operator: Principal) -
     again = _import(session, operator, "hh-full", path)
     assert (again.created, again.unchanged, again.rejected, again.verdicts) == (0, HH_RLHF_ROWS, 0, HH_RLHF_ROWS)
     project_id = session.scalar(select(Project.id).where(Project.slug == "hh-full"))
+    assert project_id is not None
     verdicts = list(external_verdicts.verdicts_of_project(session, project_id=project_id))
     assert len(verdicts) == HH_RLHF_ROWS
     assert {(v.source, v.judge, v.kind, v.verdict) for v in verdicts} == {("hh-rlhf", "hh-rlhf", "choice", "p0")}

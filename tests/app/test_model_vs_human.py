@@ -8,9 +8,9 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.metrics import cohen_kappa_score  # type: ignore[import-untyped]
+from sklearn.metrics import cohen_kappa_score
 from sqlalchemy.orm import Session
-from statsmodels.stats.proportion import proportion_confint  # type: ignore[import-untyped]
+from statsmodels.stats.proportion import proportion_confint
 
 from app.errors import InvalidInput, PermissionDenied
 from app.principal import Principal
@@ -44,7 +44,7 @@ def test_judge_agreement_kappa_and_confusion_match_the_known_verdicts(session: S
     assert (overall.items, overall.agreeing) == (7, 4)
     assert overall.agreement == pytest.approx(4 / 7)
     low, high = proportion_confint(4, 7, alpha=0.05, method="wilson")
-    assert (overall.low, overall.high) == (pytest.approx(low), pytest.approx(high))
+    assert (overall.low, overall.high) == pytest.approx((low, high))
     assert overall.kappa == pytest.approx(cohen_kappa_score(JUDGE, HUMAN))
     # judge rows x human columns: first, second, tie
     assert report.confusion == [[4, 0, 0], [2, 0, 0], [0, 1, 0]]

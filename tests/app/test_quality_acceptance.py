@@ -165,11 +165,12 @@ def test_the_flags_are_decisive_not_borderline(session: Session, simulation: Sim
     view = quality_reports.annotator_scorecards(session, principal=simulation.lead, slug=SLUG, query=query)
     cards = {card.name: card.score for card in view.annotators}
     thresholds = view.thresholds
+    biased, random, fast = cards[BIASED], cards[RANDOM], cards[FAST]
 
-    assert cards[BIASED].left_share is not None and cards[BIASED].left_share > 0.7
-    assert cards[BIASED].position_bias_p_adjusted is not None and cards[BIASED].position_bias_p_adjusted < 1e-8
-    assert cards[RANDOM].agreement_with_aggregate is not None and cards[RANDOM].agreement_with_aggregate < 0.35
-    assert cards[FAST].too_fast_share is not None and cards[FAST].too_fast_share > 0.6
+    assert biased.left_share is not None and biased.left_share > 0.7
+    assert biased.position_bias_p_adjusted is not None and biased.position_bias_p_adjusted < 1e-8
+    assert random.agreement_with_aggregate is not None and random.agreement_with_aggregate < 0.35
+    assert fast.too_fast_share is not None and fast.too_fast_share > 0.6
     careful = [score for name, score in cards.items() if name not in {BIASED, RANDOM, FAST}]
     for score in careful:
         assert score.agreement_with_aggregate is not None and score.agreement_with_aggregate > 0.8
@@ -178,7 +179,7 @@ def test_the_flags_are_decisive_not_borderline(session: Session, simulation: Sim
             and score.position_bias_p_adjusted > 10 * thresholds.position_bias_p
         )
         assert score.too_fast_share == 0.0
-    assert cards[BIASED].agreement_with_aggregate is not None and cards[BIASED].agreement_with_aggregate > 0.58
+    assert biased.agreement_with_aggregate is not None and biased.agreement_with_aggregate > 0.58
 
 
 def test_the_teams_of_the_outliers_are_compared_on_the_same_items(session: Session, simulation: Simulation) -> None:

@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import binomtest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from statsmodels.stats.proportion import proportion_confint  # type: ignore[import-untyped]
+from statsmodels.stats.proportion import proportion_confint
 
 from app.errors import InvalidInput, PermissionDenied
 from app.principal import Principal

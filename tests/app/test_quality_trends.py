@@ -47,7 +47,7 @@ def test_weekly_points_hold_volume_agreement_gold_and_speed(session: Session, se
     assert (first.judgments, first.annotators, first.items, first.agreement_items) == (16, 4, 4, 4)
     reference = krippendorff.alpha(reliability_data=np.asarray([[0, 0, 0, 0]] * 3 + [[1, 1, 1, 1]], float))
     assert first.alpha == pytest.approx(reference)
-    assert first.alpha_low is not None and first.alpha_high is not None
+    assert first.alpha_low is not None and first.alpha is not None and first.alpha_high is not None
     assert first.alpha_low <= first.alpha <= first.alpha_high
     assert first.percent_agreement == pytest.approx(0.5)
     assert (first.gold_accuracy, first.gold_judgments) == (0.75, 4)

@@ -44,10 +44,13 @@ def test_a_repeat_is_served_like_any_task_with_the_sides_swapped(
         user = user_store.get_user_by_email(session, email=helper.email)
         assert user is not None
         for _ in range(5):
-            task = annotation.next_task(session, principal=Principal(user, AuthMethod.SESSION), slug=SLUG)
-            assert task is not None
+            helper_task = annotation.next_task(session, principal=Principal(user, AuthMethod.SESSION), slug=SLUG)
+            assert helper_task is not None
             annotation.submit_pairwise(
-                session, principal=Principal(user, AuthMethod.SESSION), assignment_id=task.assignment_id, choice="A"
+                session,
+                principal=Principal(user, AuthMethod.SESSION),
+                assignment_id=helper_task.assignment_id,
+                choice="A",
             )
 
     log_in(page, annotator.email, annotator.password)

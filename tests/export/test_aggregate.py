@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from export.aggregate import (
     Abstain,
     MajorityRule,
@@ -75,7 +77,7 @@ def test_all_bad_majority_is_counted_apart() -> None:
 
 
 def test_rubric_scores_mean_share_and_majority_label_with_normalised_overall() -> None:
-    payloads = [
+    payloads: list[dict[str, Any]] = [
         {"scores": {"0": {"helpful": 5, "safe": True, "tone": "warm"}, "1": {"helpful": 1}}},
         {"scores": {"0": {"helpful": 4, "safe": False, "tone": "cold"}, "1": {"helpful": 2}}},
         {"scores": {"0": {"helpful": 3, "safe": True, "tone": "warm"}}},

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from export.kto import KtoOptions, build_kto_rows, seeded_shuffle, shuffle_bucket, shuffle_key
 from tests.export.records import assistant, item, pairwise, scored, user, vote
 
 
-def _labels(rows: list[dict[str, object]]) -> list[tuple[str, bool]]:
-    return [(row["completion"][0]["content"], row["label"]) for row in rows]  # type: ignore[index]
+def _labels(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    return [(row["completion"][0]["content"], row["label"]) for row in rows]
 
 
 def test_pairwise_winner_is_desirable_and_loser_is_not() -> None:

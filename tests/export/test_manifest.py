@@ -16,12 +16,11 @@ from export.manifest import (
     Problem,
     SourceProject,
     build_manifest,
-    file_sha256,
     read_manifest,
     verify,
     write_manifest,
 )
-from export.writers import ExportFormat, staged_directory, write_splits
+from export.writers import ExportFormat, file_sha256, staged_directory, write_splits
 
 PARAMETERS: dict[str, Any] = {
     "aggregation": "majority",

@@ -96,7 +96,7 @@ def test_empty_export_writes_a_valid_empty_parquet(tmp_path: Path) -> None:
 
 
 def test_failed_export_leaves_no_file(tmp_path: Path) -> None:
-    def broken():  # type: ignore[no-untyped-def]
+    def broken() -> Iterator[dict[str, Any]]:
         yield ROWS[0]
         raise RuntimeError("source failed")
 

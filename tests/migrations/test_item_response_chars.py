@@ -53,7 +53,9 @@ def test_response_chars_are_backfilled_per_item_and_dropped_on_downgrade(tmp_pat
                     )
             command.upgrade(config, REVISION)
             with engine.connect() as connection:
-                stored = dict(connection.execute(text("SELECT id, response_chars FROM item ORDER BY id")).all())
+                stored: dict[int, int] = dict(
+                    connection.execute(text("SELECT id, response_chars FROM item ORDER BY id")).all()
+                )
             # Item 3 has no responses: 0, not NULL.
             assert stored == {1: 1500 + len(THAI), 2: 5, 3: 0}
             command.downgrade(config, BEFORE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_left_position_is_backfilled_from_the_shown_order_and_dropped_on_downgra
         engine = build_engine(url, pool_size=1)
         try:
             at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-            rows = [
+            rows: list[tuple[str, Mapping[str, object]]] = [
                 ("INSERT INTO app_user (id, email, name, role, languages, is_active, created_at) "
                  "VALUES (1, 'a@example.org', 'a', 'annotator', :languages, true, :at)", {"languages": []}),
                 ("INSERT INTO project (id, slug, name, kind, guidelines, guidelines_version, overlap, lease_seconds, "
@@ -54,7 +55,9 @@ def test_left_position_is_backfilled_from_the_shown_order_and_dropped_on_downgra
                     connection.execute(text(statement).bindparams(*json_params), {**values, "at": at})
             command.upgrade(config, REVISION)
             with engine.connect() as connection:
-                stored = dict(connection.execute(text("SELECT id, left_position FROM judgment ORDER BY id")).all())
+                stored: dict[int, int] = dict(
+                    connection.execute(text("SELECT id, left_position FROM judgment ORDER BY id")).all()
+                )
             assert stored == {1: 1, 2: 0}
             command.downgrade(config, BEFORE)
             assert "left_position" not in {column["name"] for column in inspect(engine).get_columns("judgment")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_workbench_revision_backfills_rows_written_under_the_first_schema(tmp_pa
         engine = build_engine(url, pool_size=1)
         try:
             at = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
-            rows = [
+            rows: list[tuple[str, Mapping[str, object]]] = [
                 ("INSERT INTO app_user (id, email, name, role, languages, is_active, created_at) "
                  "VALUES (1, 'old@example.org', 'old', 'annotator', :languages, true, :at)", {"languages": ["th"]}),
                 ("INSERT INTO project (id, slug, name, kind, guidelines, guidelines_version, overlap, lease_seconds, "

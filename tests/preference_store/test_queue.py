@@ -185,8 +185,10 @@ def test_an_item_the_caller_judged_moved_past_their_cursor_is_not_counted(
 ) -> None:
     project_id, (first, second, *_) = _setup(session, operator, people, items=6, overlap=2)
     judged = [_claim_and_submit(session, project_id, first) for _ in range(3)]
+    first_judged = judged[0]
+    assert first_judged is not None
     # Served last from now on: item 1 now ranks after the cursor, open, and theirs already.
-    assert queue.set_priority(session, project_id=project_id, item_ids=[judged[0]], priority=-5) == 1
+    assert queue.set_priority(session, project_id=project_id, item_ids=[first_judged], priority=-5) == 1
     session.commit()
     assert _servable(session, project_id, first) == 3
     assert _servable(session, project_id, second) == 6

@@ -94,7 +94,7 @@ def test_routing_key_of_an_item_is_its_primary_language_subtag(
     session: Session, operator: Principal, people: People
 ) -> None:
     _project(session, operator, LANGUAGE_ITEMS, route_by_language=True)
-    keys = dict(
+    keys: dict[str, str | None] = dict(
         session.execute(
             text("SELECT i.external_id, q.language FROM item i JOIN item_queue q ON q.item_id = i.id")
         ).all()

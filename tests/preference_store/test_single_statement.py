@@ -153,7 +153,7 @@ def test_language_routing_passes_items_in_other_languages(sessions: sessionmaker
 def test_without_an_order_given_the_database_shuffles_every_position(
     sessions: sessionmaker[Session],
 ) -> None:
-    ranking = {
+    ranking: dict[str, object] = {
         "external_id": "rank",
         "prompt": "Order these.",
         "responses": [{"model": f"m{n}", "content": f"answer {n}"} for n in range(4)],

@@ -6,7 +6,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
 import huggingface_hub.constants
@@ -230,8 +230,10 @@ def test_exported_dpo_trains_with_trl(session: Session, operator: Principal, peo
     trainer = DPOTrainer(
         model=model, ref_model=ref_model, args=args, train_dataset=train_dataset, processing_class=tokenizer
     )
-    assert len(trainer.train_dataset) == len(expected)  # nothing dropped as too long
-    for row, tokenized in zip(train_dataset, trainer.train_dataset, strict=True):
+    # `Trainer.train_dataset` is typed as any torch or Hugging Face dataset, or None: here a `datasets.Dataset`.
+    tokenized_dataset = cast(datasets.Dataset, trainer.train_dataset)
+    assert len(tokenized_dataset) == len(expected)  # nothing dropped as too long
+    for row, tokenized in zip(train_dataset, tokenized_dataset, strict=True):
         # The completion starts right after the prompt's generation prompt: no context is lost at the boundary.
         rendered = maybe_apply_chat_template(row, tokenizer)
         assert tokenizer.decode(tokenized["prompt_ids"]) == rendered["prompt"]

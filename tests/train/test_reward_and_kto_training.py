@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
 import huggingface_hub.constants
@@ -136,7 +136,7 @@ def _check_two_steps(trainer: Any, training_loss: float) -> None:
 def _reward_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForSequenceClassification:
     config = tiny_config(tokenizer, num_labels=1)
     torch.manual_seed(0)
-    return LlamaForSequenceClassification(config)
+    return LlamaForSequenceClassification(config)  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.usefixtures("offline")
@@ -154,7 +154,8 @@ def test_exported_reward_rows_with_margins_train_a_reward_model(
     model = _reward_model(tokenizer)
     args = RewardConfig(**_common(tmp_path, "reward-run"), center_rewards_coefficient=0.01)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    assert "margin" in trainer.train_dataset.column_names
+    # `Trainer.train_dataset` is typed as any torch or Hugging Face dataset, or None: here a `datasets.Dataset`.
+    assert "margin" in cast(datasets.Dataset, trainer.train_dataset).column_names
     output = trainer.train()
     _check_two_steps(trainer, output.training_loss)
 

@@ -1,6 +1,8 @@
+from collections.abc import Sequence
 from itertools import permutations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
@@ -72,9 +74,10 @@ WIKIPEDIA_COUNTS = np.array(
 )
 
 
-def _pairs_from_table(table):
+def _pairs_from_table(table: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Two raters' codes reproducing a rater-1 x rater-2 confusion table."""
-    first, second = [], []
+    first: list[int] = []
+    second: list[int] = []
     for row, counts in enumerate(table):
         for column, count in enumerate(counts):
             first += [row] * count
@@ -82,17 +85,17 @@ def _pairs_from_table(table):
     return np.array(first, float), np.array(second, float)
 
 
-def test_fleiss_kappa_reproduces_fleiss_1971():
+def test_fleiss_kappa_reproduces_fleiss_1971() -> None:
     assert round(fleiss_kappa(FLEISS_1971), 3) == 0.430
     assert fleiss_kappa(FLEISS_1971) == pytest.approx(0.4302445, abs=1e-7)
 
 
-def test_fleiss_kappa_from_counts_reproduces_the_wikipedia_example():
+def test_fleiss_kappa_from_counts_reproduces_the_wikipedia_example() -> None:
     assert round(fleiss_kappa_from_counts(WIKIPEDIA_COUNTS), 3) == 0.210
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_fleiss_kappa_agrees_with_statsmodels_on_random_data(seed):
+def test_fleiss_kappa_agrees_with_statsmodels_on_random_data(seed: int) -> None:
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 4, size=80)
     ratings = np.where(rng.random((80, 5)) < 0.5, truth[:, None], rng.integers(0, 4, (80, 5)))
@@ -102,7 +105,7 @@ def test_fleiss_kappa_agrees_with_statsmodels_on_random_data(seed):
     assert fleiss_kappa(ratings.astype(float)) == pytest.approx(expected, abs=1e-12)
 
 
-def test_fleiss_kappa_with_missing_ratings_follows_the_documented_formula():
+def test_fleiss_kappa_with_missing_ratings_follows_the_documented_formula() -> None:
     rng = np.random.default_rng(3)
     matrix = rng.integers(0, 3, size=(40, 4)).astype(float)
     matrix[rng.random(matrix.shape) < 0.3] = nan
@@ -120,7 +123,7 @@ def test_fleiss_kappa_with_missing_ratings_follows_the_documented_formula():
     assert fleiss_kappa(matrix) == pytest.approx(expected, abs=1e-12)
 
 
-def test_percent_agreement_is_the_mean_share_of_agreeing_pairs():
+def test_percent_agreement_is_the_mean_share_of_agreeing_pairs() -> None:
     matrix = np.array([[1, 1, 1], [1, 1, 2], [1, 2, nan], [3, nan, nan]])
 
     # Items: 6/6, 2/6, 0/2 agreeing ordered pairs; the single-rating item is dropped.
@@ -129,7 +132,7 @@ def test_percent_agreement_is_the_mean_share_of_agreeing_pairs():
 
 @pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
 @pytest.mark.parametrize("seed", range(4))
-def test_cohen_kappa_agrees_with_scikit_learn(weights, seed):
+def test_cohen_kappa_agrees_with_scikit_learn(weights: str | None, seed: int) -> None:
     rng = np.random.default_rng(seed)
     first = rng.integers(0, 5, size=70)
     second = np.clip(first + rng.integers(-2, 3, size=70), 0, 4)
@@ -139,7 +142,7 @@ def test_cohen_kappa_agrees_with_scikit_learn(weights, seed):
     assert cohen_kappa(first, second, weights=weights or "unweighted") == pytest.approx(expected, abs=1e-12)
 
 
-def test_cohen_kappa_reproduces_the_sas_example():
+def test_cohen_kappa_reproduces_the_sas_example() -> None:
     # SAS PROC FREQ example as tested by statsmodels: simple kappa 0.4842, weighted 0.4701.
     first, second = _pairs_from_table([[0, 4, 1], [0, 8, 0], [0, 1, 5]])
 
@@ -147,14 +150,14 @@ def test_cohen_kappa_reproduces_the_sas_example():
     assert round(cohen_kappa(first, second, weights=KappaWeights.LINEAR), 4) == 0.4701
 
 
-def test_cohen_kappa_uses_only_items_both_rated():
+def test_cohen_kappa_uses_only_items_both_rated() -> None:
     first = np.array([0, 1, 2, 0, nan, 1])
     second = np.array([0, 1, 2, 1, 2, nan])
 
     assert cohen_kappa(first, second) == pytest.approx(cohen_kappa_score([0, 1, 2, 0], [0, 1, 2, 1]))
 
 
-def test_given_categories_fix_the_weighting_scale():
+def test_given_categories_fix_the_weighting_scale() -> None:
     first, second = np.array([0.0, 2.0, 2.0]), np.array([0.0, 2.0, 0.0])
 
     observed_scale = cohen_kappa(first, second, weights="linear")
@@ -164,7 +167,7 @@ def test_given_categories_fix_the_weighting_scale():
     assert full_scale == pytest.approx(cohen_kappa_score(first, second, weights="linear", labels=[0, 1, 2]))
 
 
-def test_pairwise_kappa_lists_every_pair_and_their_mean():
+def test_pairwise_kappa_lists_every_pair_and_their_mean() -> None:
     rng = np.random.default_rng(5)
     matrix = rng.integers(0, 3, size=(30, 3)).astype(float)
 
@@ -177,7 +180,7 @@ def test_pairwise_kappa_lists_every_pair_and_their_mean():
     assert result.shared_items == (30, 30, 30)
 
 
-def test_pairwise_kappa_skips_pairs_with_too_few_shared_items():
+def test_pairwise_kappa_skips_pairs_with_too_few_shared_items() -> None:
     matrix = np.array([[0, 0, nan], [1, 1, nan], [nan, 0, 1], [1, 0, 0]], dtype=float)
 
     result = pairwise_cohen_kappa(matrix, min_shared_items=2)
@@ -185,7 +188,7 @@ def test_pairwise_kappa_skips_pairs_with_too_few_shared_items():
     assert result.pairs == ((0, 1), (1, 2))
 
 
-def test_all_raters_agreeing_gives_kappa_one():
+def test_all_raters_agreeing_gives_kappa_one() -> None:
     matrix = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [1, 1, 1]], dtype=float)
 
     assert fleiss_kappa(matrix) == 1.0
@@ -194,7 +197,7 @@ def test_all_raters_agreeing_gives_kappa_one():
     assert pairwise_cohen_kappa(matrix).mean == 1.0
 
 
-def test_a_single_category_throughout_gives_nan_without_a_warning():
+def test_a_single_category_throughout_gives_nan_without_a_warning() -> None:
     matrix = np.ones((4, 3))
 
     assert np.isnan(fleiss_kappa(matrix))
@@ -203,14 +206,14 @@ def test_a_single_category_throughout_gives_nan_without_a_warning():
     assert percent_agreement(matrix) == 1.0
 
 
-def test_a_single_rater_is_refused():
+def test_a_single_rater_is_refused() -> None:
     with pytest.raises(ValueError, match="two or more ratings"):
         fleiss_kappa(np.array([[0.0], [1.0]]))
     with pytest.raises(ValueError, match="two raters"):
         pairwise_cohen_kappa(np.array([[0.0], [1.0]]))
 
 
-def test_empty_input_is_refused():
+def test_empty_input_is_refused() -> None:
     for measure in (fleiss_kappa, percent_agreement):
         with pytest.raises(ValueError, match="empty"):
             measure(np.empty((0, 2)))
@@ -218,7 +221,7 @@ def test_empty_input_is_refused():
         cohen_kappa([nan, 1.0], [1.0, nan])
 
 
-def test_kappa_does_not_depend_on_rater_order():
+def test_kappa_does_not_depend_on_rater_order() -> None:
     rng = np.random.default_rng(9)
     matrix = rng.integers(0, 4, size=(25, 3)).astype(float)
     matrix[rng.random(matrix.shape) < 0.2] = nan
@@ -228,6 +231,6 @@ def test_kappa_does_not_depend_on_rater_order():
     assert len(values) == 1
 
 
-def test_a_rating_outside_the_given_categories_is_refused():
+def test_a_rating_outside_the_given_categories_is_refused() -> None:
     with pytest.raises(ValueError, match="not one of the given categories"):
         cohen_kappa([0.0, 3.0], [0.0, 1.0], categories=[0, 1, 2])

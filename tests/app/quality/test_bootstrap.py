@@ -1,4 +1,5 @@
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from app.quality.agreement import cohen_kappa_terms, fleiss_kappa, fleiss_kappa_terms, percent_agreement_terms
@@ -7,14 +8,16 @@ from app.quality.krippendorff import alpha_terms, krippendorff_alpha
 from app.quality.ratings import Level
 
 
-def _simulate(rng, n_items, n_raters, n_classes, accuracy):
+def _simulate(
+    rng: np.random.Generator, n_items: int, n_raters: int, n_classes: int, accuracy: float
+) -> npt.NDArray[np.float64]:
     """Raters give the true class with probability `accuracy`, else a uniform class."""
     truth = rng.integers(0, n_classes, size=n_items)
     noise = rng.integers(0, n_classes, size=(n_items, n_raters))
     return np.where(rng.random((n_items, n_raters)) < accuracy, truth[:, None], noise).astype(float)
 
 
-def test_fleiss_kappa_interval_covers_the_true_value_at_about_the_nominal_rate():
+def test_fleiss_kappa_interval_covers_the_true_value_at_about_the_nominal_rate() -> None:
     n_classes, accuracy = 3, 0.6
     # Each rating is the true class with probability a; two ratings agree with probability
     # a^2 + (1 - a)^2 / (K - 1), and chance agreement is 1/K (uniform classes).
@@ -32,7 +35,7 @@ def test_fleiss_kappa_interval_covers_the_true_value_at_about_the_nominal_rate()
     assert 0.9 <= covered / 200 <= 0.99
 
 
-def test_intervals_are_reproducible_for_a_seed():
+def test_intervals_are_reproducible_for_a_seed() -> None:
     matrix = _simulate(np.random.default_rng(1), 200, 4, 4, 0.5)
 
     first = bootstrap_ci(alpha_terms(matrix, Level.ORDINAL), seed=7)
@@ -46,7 +49,7 @@ def test_intervals_are_reproducible_for_a_seed():
 
 
 @pytest.mark.parametrize("level", list(Level))
-def test_vectorized_resampling_matches_recomputing_the_statistic_per_resample(level):
+def test_vectorized_resampling_matches_recomputing_the_statistic_per_resample(level: Level) -> None:
     matrix = _simulate(np.random.default_rng(3), 60, 3, 5, 0.5) + 1
     matrix[np.random.default_rng(4).random(matrix.shape) < 0.2] = np.nan
 
@@ -58,7 +61,7 @@ def test_vectorized_resampling_matches_recomputing_the_statistic_per_resample(le
     assert vectorized.high == pytest.approx(looped.high)
 
 
-def test_fleiss_and_percent_agreement_and_cohen_terms_bootstrap_like_their_functions():
+def test_fleiss_and_percent_agreement_and_cohen_terms_bootstrap_like_their_functions() -> None:
     matrix = _simulate(np.random.default_rng(5), 80, 3, 3, 0.7)
 
     vectorized = bootstrap_ci(fleiss_kappa_terms(matrix), n_resamples=200, seed=2)
@@ -71,10 +74,10 @@ def test_fleiss_and_percent_agreement_and_cohen_terms_bootstrap_like_their_funct
     assert kappa.low < kappa.estimate < kappa.high
 
 
-def test_an_interval_is_nan_when_most_resamples_are_undefined():
+def test_an_interval_is_nan_when_most_resamples_are_undefined() -> None:
     matrix = np.arange(20.0).reshape(10, 2)
 
-    def defined_only_when_the_first_item_leads(sample):
+    def defined_only_when_the_first_item_leads(sample: npt.NDArray[np.float64]) -> float:
         return float(sample.sum()) if sample[0, 0] == 0 else float("nan")
 
     interval = bootstrap_ci(defined_only_when_the_first_item_leads, matrix, n_resamples=100)
@@ -84,7 +87,7 @@ def test_an_interval_is_nan_when_most_resamples_are_undefined():
     assert np.isnan(interval.high)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused() -> None:
     terms = fleiss_kappa_terms(np.array([[0.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="n_resamples"):
         bootstrap_ci(terms, n_resamples=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import choix  # type: ignore[import-untyped]
+import choix
 import numpy as np
 import numpy.typing as npt
 import pytest

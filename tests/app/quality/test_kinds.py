@@ -8,7 +8,7 @@ from app.quality.krippendorff import krippendorff_alpha
 nan = np.nan
 
 
-def test_pairwise_outcomes_are_coded_in_a_fixed_order():
+def test_pairwise_outcomes_are_coded_in_a_fixed_order() -> None:
     codes = encode_pairwise(["first", "second", "tie", "both_bad", None])
 
     assert codes[:4].tolist() == [PairwiseOutcome.FIRST, PairwiseOutcome.SECOND, PairwiseOutcome.TIE, 3]
@@ -17,7 +17,7 @@ def test_pairwise_outcomes_are_coded_in_a_fixed_order():
         encode_pairwise(["left"])
 
 
-def test_ranking_order_units_encode_each_response_pair():
+def test_ranking_order_units_encode_each_response_pair() -> None:
     ranks = np.array([[[1, 2, 3], [2, 1, 2]], [[3, 1, 2], [nan, nan, nan]]])
 
     units = ranking_order_units(ranks)
@@ -29,20 +29,20 @@ def test_ranking_order_units_encode_each_response_pair():
     assert np.isnan(units[3:, 1]).all()
 
 
-def test_identical_rankings_have_full_agreement_on_order_units():
+def test_identical_rankings_have_full_agreement_on_order_units() -> None:
     ranking = np.array([[1, 2, 3, 4], [2, 1, 4, 3], [4, 3, 2, 1]], dtype=float)
     ranks = np.stack([ranking, ranking, ranking], axis=1)
 
     assert krippendorff_alpha(ranking_order_units(ranks)) == 1.0
 
 
-def test_kendalls_w_is_one_for_identical_and_zero_for_opposite_rankings():
+def test_kendalls_w_is_one_for_identical_and_zero_for_opposite_rankings() -> None:
     assert kendalls_w([[1, 2, 3, 4]] * 3) == pytest.approx(1.0)
     assert kendalls_w([[1, 2, 3], [3, 2, 1]]) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_kendalls_w_with_ties_matches_friedmans_statistic(seed):
+def test_kendalls_w_with_ties_matches_friedmans_statistic(seed: int) -> None:
     rng = np.random.default_rng(seed)
     scores = rng.integers(1, 5, size=(5, 6)).astype(float)
     m, n = scores.shape
@@ -53,6 +53,7 @@ def test_kendalls_w_with_ties_matches_friedmans_statistic(seed):
     assert kendalls_w(scores) == pytest.approx(expected)
 
 
-def test_kendalls_w_refuses_incomplete_rankings():
+def test_kendalls_w_refuses_incomplete_rankings() -> None:
+    incomplete: list[list[float]] = [[1, 2, nan], [1, 2, 3]]
     with pytest.raises(ValueError, match="complete"):
-        kendalls_w([[1, 2, nan], [1, 2, 3]])
+        kendalls_w(incomplete)

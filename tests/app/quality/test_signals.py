@@ -1,4 +1,5 @@
 import numpy as np
+import numpy.typing as npt
 import pytest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
@@ -22,11 +23,11 @@ from app.quality.signals import (
 nan = np.nan
 
 
-def _choices(rng, n, left_probability):
+def _choices(rng: np.random.Generator, n: int, left_probability: float) -> npt.NDArray[np.int64]:
     return np.where(rng.random(n) < left_probability, ShownChoice.LEFT, ShownChoice.RIGHT)
 
 
-def test_position_bias_flags_a_left_leaning_rater_and_not_an_unbiased_one():
+def test_position_bias_flags_a_left_leaning_rater_and_not_an_unbiased_one() -> None:
     rng = np.random.default_rng(12)
     choices = np.concatenate([_choices(rng, 200, 0.5), _choices(rng, 200, 0.7)])
     annotators = np.repeat([0, 1], 200)
@@ -38,7 +39,7 @@ def test_position_bias_flags_a_left_leaning_rater_and_not_an_unbiased_one():
     assert bias.left_share[1] == pytest.approx(bias.left[1] / 200)
 
 
-def test_position_bias_excludes_ties_and_both_bad():
+def test_position_bias_excludes_ties_and_both_bad() -> None:
     choices = [ShownChoice.LEFT] * 6 + [ShownChoice.RIGHT] * 2 + [ShownChoice.TIE] * 5 + [ShownChoice.BOTH_BAD] * 3
 
     bias = position_bias(np.zeros(len(choices), int), choices, n_annotators=2)
@@ -51,7 +52,7 @@ def test_position_bias_excludes_ties_and_both_bad():
     assert np.isnan(bias.left_share[1])
 
 
-def test_gold_accuracy_and_agreement_with_the_aggregate_count_per_annotator():
+def test_gold_accuracy_and_agreement_with_the_aggregate_count_per_annotator() -> None:
     annotators = np.array([0, 0, 0, 1, 1])
 
     gold = gold_accuracy(annotators, [True, False, True, True, True], n_annotators=3)
@@ -64,7 +65,7 @@ def test_gold_accuracy_and_agreement_with_the_aggregate_count_per_annotator():
     assert agreement.total.tolist() == [2, 2, 0]
 
 
-def test_tie_and_both_bad_rates():
+def test_tie_and_both_bad_rates() -> None:
     outcomes = [PairwiseOutcome.TIE, PairwiseOutcome.FIRST, PairwiseOutcome.BOTH_BAD, PairwiseOutcome.TIE]
 
     ties = choice_rate([0, 0, 0, 0], outcomes, PairwiseOutcome.TIE, n_annotators=1)
@@ -74,7 +75,7 @@ def test_tie_and_both_bad_rates():
     assert both_bad.share.tolist() == [0.25]
 
 
-def test_active_time_is_the_median_per_thousand_characters():
+def test_active_time_is_the_median_per_thousand_characters() -> None:
     annotators = [0, 0, 0, 1, 1]
     seconds = [10, 30, 600, 5, 9]
     characters = [1000, 2000, 1000, 500, 1000]
@@ -86,13 +87,13 @@ def test_active_time_is_the_median_per_thousand_characters():
     assert np.isnan(rate[2])
 
 
-def test_too_fast_share_uses_the_threshold():
+def test_too_fast_share_uses_the_threshold() -> None:
     share = too_fast_share([0, 0, 0, 1], [1.0, 2.9, 3.0, 10.0], threshold_seconds=3.0, n_annotators=2)
 
     assert share.share.tolist() == pytest.approx([2 / 3, 0.0])
 
 
-def test_straight_lining_counts_rubrics_with_one_score_everywhere():
+def test_straight_lining_counts_rubrics_with_one_score_everywhere() -> None:
     scores = np.array(
         [
             [3, 3, 3],  # straight line
@@ -111,7 +112,7 @@ def test_straight_lining_counts_rubrics_with_one_score_everywhere():
     assert result.mean_variance[1] == 0
 
 
-def test_self_consistency_maps_swapped_repeats_back_before_comparing():
+def test_self_consistency_maps_swapped_repeats_back_before_comparing() -> None:
     first = [PairwiseOutcome.FIRST, PairwiseOutcome.FIRST, PairwiseOutcome.TIE, PairwiseOutcome.SECOND]
     repeat = [PairwiseOutcome.SECOND, PairwiseOutcome.FIRST, PairwiseOutcome.TIE, PairwiseOutcome.SECOND]
     swapped = [True, True, True, False]
@@ -123,14 +124,14 @@ def test_self_consistency_maps_swapped_repeats_back_before_comparing():
     assert unswap_pairwise([0, 1, 2, 3]).tolist() == [1, 0, 2, 3]
 
 
-def test_annotator_codes_out_of_range_are_refused():
+def test_annotator_codes_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match="n_annotators"):
         gold_accuracy([0, 3], [True, False], n_annotators=2)
     with pytest.raises(ValueError, match="positive"):
         seconds_per_thousand_characters([0], [3.0], [0], n_annotators=1)
 
 
-def test_holm_adjustment_matches_statsmodels_and_keeps_untested_annotators_nan():
+def test_holm_adjustment_matches_statsmodels_and_keeps_untested_annotators_nan() -> None:
     raw = np.array([0.01, nan, 0.04, 0.03, 0.005, 0.5])
 
     adjusted = holm_adjusted(raw)
@@ -140,7 +141,7 @@ def test_holm_adjustment_matches_statsmodels_and_keeps_untested_annotators_nan()
     assert np.isnan(adjusted[1])
 
 
-def test_wilson_interval_matches_statsmodels():
+def test_wilson_interval_matches_statsmodels() -> None:
     hits, total = np.array([0, 7, 20, 3]), np.array([10, 9, 20, 0])
 
     low, high = wilson_interval(hits, total)
