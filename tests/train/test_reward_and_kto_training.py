@@ -136,7 +136,7 @@ def _check_two_steps(trainer: Any, training_loss: float) -> None:
 def _reward_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForSequenceClassification:
     config = tiny_config(tokenizer, num_labels=1)
     torch.manual_seed(0)
-    return LlamaForSequenceClassification(config)  # type: ignore[no-untyped-call]
+    return LlamaForSequenceClassification(config)
 
 
 @pytest.mark.usefixtures("offline")

@@ -48,7 +48,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 400) -> PreTraine
         show_progress=False,
     )
     backend.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS,
         eos_token=EOS,
@@ -84,7 +84,7 @@ def tiny_llama(tokenizer: PreTrainedTokenizerFast, *, seed: int = 0) -> tuple[Ll
     model = LlamaForCausalLM(config)
     reference = LlamaForCausalLM(config)
     reference.load_state_dict(model.state_dict())
-    reference.eval()  # type: ignore[no-untyped-call]
+    reference.eval()
     for parameter in reference.parameters():
         parameter.requires_grad_(False)
     return model, reference
