@@ -133,6 +133,91 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
     return user / CLK_TCK, system / CLK_TCK
 
 
+def postgres_pids() -> list[int]:
+    """This machine's PostgreSQL processes (postmaster, backends, writers): empty when it runs elsewhere."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat: user to steal, less idle and iowait)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+@dataclass
+class WindowCosts:
+    """CPU spent in the measured window, by whom."""
+
+    server_cpu_s: float = 0.0
+    server_sys_s: float = 0.0
+    server_processes: int = 0
+    database_cpu_s: float | None = None  # local PostgreSQL's processes; None for SQLite or a remote server
+    loadgen_cpu_s: float = 0.0
+    machine_busy_cores: float = 0.0  # of os.cpu_count(): the server, the database, this driver and anything else
+
+    def fields(self, cycles: int) -> dict[str, Any]:
+        """The row's cost columns, with the per-cycle figures."""
+        per_cycle = max(1, cycles)
+        database_ms = None if self.database_cpu_s is None else round(1000 * self.database_cpu_s / per_cycle, 3)
+        return {
+            "server_cpu_s": self.server_cpu_s,
+            "server_sys_s": self.server_sys_s,
+            "server_cpu_ms_per_cycle": round(1000 * self.server_cpu_s / per_cycle, 3),
+            "server_processes": self.server_processes,
+            "database_cpu_s": self.database_cpu_s,
+            "database_cpu_ms_per_cycle": database_ms,
+            "loadgen_cpu_s": self.loadgen_cpu_s,
+            "loadgen_cpu_ms_per_cycle": round(1000 * self.loadgen_cpu_s / per_cycle, 3),
+            "machine_busy_cores": self.machine_busy_cores,
+            "machine_cores": os.cpu_count(),
+        }
+
+
+class CostMeter:
+    """Snapshots of the CPU counters at the window's start and end (same accounting as ceiling_load.py)."""
+
+    def __init__(self, server_pid: int, *, database_is_postgres: bool) -> None:
+        self.server_pid = server_pid
+        self.database_is_postgres = database_is_postgres
+
+    def _snapshot(self) -> tuple[list[int], tuple[float, float], float | None, float, float, float]:
+        pids = process_tree(self.server_pid)
+        database = sum(cpu_seconds(postgres_pids())) if self.database_is_postgres else None
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (
+            pids,
+            cpu_seconds(pids),
+            database,
+            usage.ru_utime + usage.ru_stime,
+            machine_busy_seconds(),
+            time.perf_counter(),
+        )
+
+    def start(self) -> None:
+        self.before = self._snapshot()
+
+    def stop(self) -> WindowCosts:
+        _, server0, database0, loadgen0, busy0, t0 = self.before
+        pids, server1, database1, loadgen1, busy1, t1 = self._snapshot()
+        database = None if database0 is None or database1 is None or not database1 else round(database1 - database0, 2)
+        return WindowCosts(
+            server_cpu_s=round(sum(server1) - sum(server0), 2),
+            server_sys_s=round(server1[1] - server0[1], 2),
+            server_processes=len(pids),
+            database_cpu_s=database,
+            loadgen_cpu_s=round(loadgen1 - loadgen0, 2),
+            machine_busy_cores=round((busy1 - busy0) / max(1e-9, t1 - t0), 2),
+        )
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     """Sum of the processes' peak resident set sizes (VmHWM)."""
     total_kb = 0
@@ -416,14 +501,11 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     next_latency: list[float] = field(default_factory=list)
     judgment_latency: list[float] = field(default_factory=list)
-    server_cpu_s: float = 0.0
-    server_sys_s: float = 0.0
-    loadgen_cpu_s: float = 0.0
-    server_processes: int = 0
+    costs: WindowCosts = field(default_factory=WindowCosts)
 
 
 async def load(
-    *, port: int, slug: str, tokens: list[str], warmup: float, duration: float, server_pid: int
+    *, port: int, slug: str, tokens: list[str], warmup: float, duration: float, meter: CostMeter
 ) -> LoadResult:
     """Each token is one annotator looping GET next -> POST judgment until the window closes."""
     result = LoadResult()
@@ -435,14 +517,9 @@ async def load(
 
     async def marker() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        cpu0, usage0 = cpu_seconds(process_tree(server_pid)), resource.getrusage(resource.RUSAGE_SELF)
+        meter.start()
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        pids = process_tree(server_pid)
-        cpu1, usage1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
-        result.server_cpu_s = round(sum(cpu1) - sum(cpu0), 2)
-        result.server_sys_s = round(cpu1[1] - cpu0[1], 2)
-        result.server_processes = len(pids)
-        result.loadgen_cpu_s = round((usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime), 2)
+        result.costs = meter.stop()
 
     async def annotator(number: int, token: str) -> None:
         rnd = random.Random(number)
@@ -694,17 +771,14 @@ class DriveResult:
     acknowledged: list[tuple[int | None, int]] = field(default_factory=list)
     no_work: int = 0
     lag: list[float] = field(default_factory=list)
-    server_cpu_s: float = 0.0
-    server_sys_s: float = 0.0
-    loadgen_cpu_s: float = 0.0
-    server_processes: int = 0
+    costs: WindowCosts = field(default_factory=WindowCosts)
 
 
 OK_STATUSES = {"next": {200, 204}, "judgment": {201}, "submit": {200}, "task": {200}}
 
 
 async def drive(
-    annotators: list[Annotator], *, think: float, warmup: float, duration: float, server_pid: int
+    annotators: list[Annotator], *, think: float, warmup: float, duration: float, meter: CostMeter
 ) -> DriveResult:
     """Closed loop (think 0: each annotator's next step starts when its last one ends) or open loop
     (each annotator steps on its own clock, every `think` s +-25 %, whatever the server's answers
@@ -714,14 +788,9 @@ async def drive(
 
     async def marker() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        cpu0, usage0 = cpu_seconds(process_tree(server_pid)), resource.getrusage(resource.RUSAGE_SELF)
+        meter.start()
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        pids = process_tree(server_pid)
-        cpu1, usage1 = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_SELF)
-        result.server_cpu_s = round(sum(cpu1) - sum(cpu0), 2)
-        result.server_sys_s = round(cpu1[1] - cpu0[1], 2)
-        result.server_processes = len(pids)
-        result.loadgen_cpu_s = round((usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime), 2)
+        result.costs = meter.stop()
 
     def record(tick: Tick) -> None:
         for call in tick.calls:
@@ -1039,7 +1108,8 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
             prefstack=a.prefstack, database_url=url, workers=workers, log_path=server_log, cwd=a.workdir
         ) as (server, port):
             annotators = make_annotators(a.surface, port=port, slug=target.slug, accounts=accounts[:conc])
-            result = run_drive(annotators, think=think, warmup=warmup, duration=a.duration, server_pid=server.pid)
+            meter = CostMeter(server.pid, database_is_postgres=target.backend == "postgresql")
+            result = run_drive(annotators, think=think, warmup=warmup, duration=a.duration, meter=meter)
             row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
         row["verify"] = verify(
             url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=len(result.acknowledged)
@@ -1071,11 +1141,7 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
             "errors": dict(result.errors),
             "error_count": sum(result.errors.values()),
             "schedule_lag_ms": lag,
-            "server_cpu_s": result.server_cpu_s,
-            "server_sys_s": result.server_sys_s,
-            "server_cpu_ms_per_cycle": round(1000 * result.server_cpu_s / max(1, result.cycles), 3),
-            "server_processes": result.server_processes,
-            "loadgen_cpu_s": result.loadgen_cpu_s,
+            **result.costs.fields(result.cycles),
             "server_log": str(server_log),
         }
     )
@@ -1117,7 +1183,7 @@ def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers:
                     tokens=tokens[:conc],
                     warmup=a.warmup,
                     duration=a.duration,
-                    server_pid=server.pid,
+                    meter=CostMeter(server.pid, database_is_postgres=target.backend == "postgresql"),
                 )
             row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
         row["verify"] = verify(url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=result.created)
@@ -1134,11 +1200,7 @@ def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers:
             "errors": dict(result.errors),
             "error_count": sum(result.errors.values()),
             "next_bytes": result.next_bytes,
-            "server_cpu_s": result.server_cpu_s,
-            "server_sys_s": result.server_sys_s,
-            "server_cpu_ms_per_cycle": round(1000 * result.server_cpu_s / max(1, result.cycles), 3),
-            "server_processes": result.server_processes,
-            "loadgen_cpu_s": result.loadgen_cpu_s,
+            **result.costs.fields(result.cycles),
             "server_log": str(server_log),
         }
     )
@@ -1271,6 +1333,10 @@ def _ratio_to_reference(rows: list[dict[str, Any]], row: dict[str, Any], variant
     return ratio + ("" if reference["run_id"] == row["run_id"] else " (other run)")
 
 
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
 def table(path: Path, *, last_run: bool) -> str:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if last_run and rows:
@@ -1280,7 +1346,7 @@ def table(path: Path, *, last_run: bool) -> str:
     header = (
         f"| backend | items | C | workers | cycles/s |{ratio_heads} next p50 / p95 / p99 ms | "
         "judgment p50 / p95 / p99 ms | p99/p50 next, judgment | errors | 204s | server CPU s | CPU ms/cycle | "
-        "peak RSS MB | verify |"
+        "PostgreSQL CPU ms/cycle | busy cores | peak RSS MB | verify |"
     )
     out = [header, "|---" * (header.count("|") - 1) + "|"]
     for row in rows:
@@ -1297,6 +1363,7 @@ def table(path: Path, *, last_run: bool) -> str:
             f"{ratios} | {_triple(row['next_ms'])} | {_triple(row['judgment_ms'])} | "
             f"{_spread(row['next_ms'])}, {_spread(row['judgment_ms'])} | {row['error_count']} | "
             f"{row['no_work_204']} | {row['server_cpu_s']} | {row['server_cpu_ms_per_cycle']} | "
+            f"{_or_dash(row.get('database_cpu_ms_per_cycle'))} | {_or_dash(row.get('machine_busy_cores'))} | "
             f"{row['server_peak_rss_mb']} | {check} |"
         )
     return "\n".join(out)
