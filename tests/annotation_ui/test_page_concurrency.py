@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from anyio import CapacityLimiter
+from anyio.from_thread import BlockingPortal
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -42,6 +43,12 @@ def logged_in(client: TestClient, session: Session, people: People, operator: Pr
     return {"HX-Request": "true", "X-CSRF-Token": csrf.group(1)}
 
 
+def _portal(client: TestClient) -> BlockingPortal:
+    """The event loop of a client whose lifespan runs (the fixture enters it)."""
+    assert client.portal is not None
+    return client.portal
+
+
 def _assignment(client: TestClient) -> int:
     page = client.get(f"/projects/{SLUG}/annotate")
     found = re.search(r'data-assignment="(\d+)"', page.text)
@@ -56,14 +63,14 @@ def test_a_page_submit_waits_for_a_place_under_database_concurrency(
     app.state.context = replace(app.state.context, inline_database=False, database_limiter=limiter)
     assignment = _assignment(client)
     holder = object()
-    client.portal.call(limiter.acquire_on_behalf_of, holder)  # type: ignore[union-attr]
+    _portal(client).call(limiter.acquire_on_behalf_of, holder)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(
             client.post, f"/projects/{SLUG}/annotate/{assignment}", data={"choice": "tie"}, headers=logged_in
         )
         threading.Event().wait(0.3)
         assert not pending.done()  # every place is taken: the submit waits, in no thread
-        client.portal.call(limiter.release_on_behalf_of, holder)  # type: ignore[union-attr]
+        _portal(client).call(limiter.release_on_behalf_of, holder)
         answer = pending.result(timeout=10)
     assert answer.status_code == 200, answer.text
     assert 'hx-swap-oob="true"' in answer.text
@@ -74,7 +81,7 @@ def test_on_sqlite_a_page_submit_stores_on_the_event_loop(
     app: FastAPI, client: TestClient, logged_in: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.state.context = replace(app.state.context, inline_database=True)
-    loop_thread = client.portal.call(threading.get_ident)  # type: ignore[union-attr]
+    loop_thread = _portal(client).call(threading.get_ident)
     ran_on: list[int] = []
     submit_judgment = annotation.submit_judgment
 
