@@ -7,7 +7,7 @@
               a lease runs out, or its holder's next `next` hands it back to them). Then the soak's
               checks, where every judgment acknowledged before the kill must be stored and a
               judgment the kill cut off may be stored without an acknowledgement.
-  import      `prefstack import` of a large native JSONL file (bench/import.py gen) into the bench
+  import      `prefstack import` of a large native JSONL file (bench/import_items.py gen) into the bench
               project, SIGKILLed when it has read half of the file (its read offset in
               /proc/<pid>/fdinfo); then: the item count unchanged, SQLite `PRAGMA integrity_check`,
               on PostgreSQL no session of the database left (idle in transaction or otherwise), and a
@@ -186,7 +186,7 @@ def server_crash(a: argparse.Namespace, backend: str) -> dict[str, Any]:
 def import_file(workdir: Path, items: str) -> Path:
     path = workdir / f"import-{size_label(parse_size(items))}.jsonl"
     if not (workdir / f"import-{size_label(parse_size(items))}.done").exists() and not path.exists():
-        subprocess.run([sys.executable, str(REPO / "bench" / "import.py"), "gen", "--items", items], check=True)
+        subprocess.run([sys.executable, str(REPO / "bench" / "import_items.py"), "gen", "--items", items], check=True)
     return path
 
 
@@ -437,7 +437,7 @@ def main() -> None:
         help="share of the annotators holding a task at the kill who never come back",
     )
     parser.add_argument("--settle", type=float, default=2.0, help="pg-restart: seconds after it still excused")
-    parser.add_argument("--import-items", default="100k", help="the bench/import.py file to import")
+    parser.add_argument("--import-items", default="100k", help="the bench/import_items.py file to import")
     parser.add_argument("--kill-at", type=float, default=0.5, help="share of the file read when the import is killed")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--pg-url", default=os.environ.get("PREFSTACK_BENCH_PG_URL", DEFAULT_PG_URL))

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from annotate import (
 from benchlib import log, parse_size, template_copy
 from fastapi import FastAPI
 from sqlalchemy import Engine, bindparam, event, select, text, update
+from starlette.types import Message
 
 from app.services import accounts, annotation, progress
 from app.services.projects import ProjectAccessCache
@@ -248,45 +248,34 @@ def _asgi_client(app: FastAPI) -> Asgi:
         delivered = False
         answer: dict[str, Any] = {"status": 0, "headers": [], "body": []}
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             nonlocal delivered
             if delivered:  # the app asks again only to watch for a disconnect
                 await asyncio.Event().wait()
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer["status"], answer["headers"] = message["status"], list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 answer["body"].append(message.get("body", b""))
 
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        await app(scope, receive, send)
         return answer["status"], answer["headers"], b"".join(answer["body"])
 
     return request
 
 
-def _app_factory() -> Callable[[Settings], FastAPI]:
-    """`annotation_ui.asgi.create_app`, imported without this script's folder on sys.path, where
-    `import export` (the app imports the package) would find bench/export.py."""
-    here = Path(__file__).resolve().parent
-    kept = sys.path[:]
-    sys.path[:] = [entry for entry in kept if Path(entry or ".").resolve() != here]
-    try:
-        from annotation_ui.asgi import create_app
-    finally:
-        sys.path[:] = kept
-    return create_app
-
-
 def _through_app(url: str, slug: str, bench_accounts: list[dict[str, str]], a: argparse.Namespace) -> Measured:
     """The cycles as requests through the whole app, its lifespan running, in this process:
     JSON API calls, or (`--surface html`) what the browser sends."""
+    from annotation_ui.asgi import create_app
+
     if a.surface == "html":  # the seeded annotators' password for the login form, on the copy
         prepare_cell(url, slug=slug, have=len(bench_accounts), want=len(bench_accounts), password=True)
-    settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))  # type: ignore[call-arg]
-    app = _app_factory()(settings)
+    settings = Settings(database_url=url, secret_key=secrets.token_urlsafe(48))
+    app = create_app(settings)
     server_log = (a.workdir / f"cycle-app-{a.backend}.log").open("a")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.get_name() == "prefstack":

@@ -30,14 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)
-
-import numpy as np  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from bench.benchlib import (  # noqa: E402
+import numpy as np
+from benchlib import (
     log,
     parse_size,
     pg_admin,
@@ -47,7 +41,9 @@ from bench.benchlib import (  # noqa: E402
     size_label,
     str_list,
 )
+from sqlalchemy import text
 
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
 DEFAULT_OUT = REPO / "bench" / "results" / "quality.jsonl"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

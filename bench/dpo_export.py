@@ -32,16 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
-REPO = Path(__file__).resolve().parent.parent
-# This file is named like prefstack's `export` package; Python puts the script's folder first on
-# sys.path, where `import export` would find this file instead of the package. The repository
-# root goes there instead (it also holds `bench.benchlib`).
-if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)
-
-from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
+from benchlib import (
     bench_item,
     log,
     parse_size,
@@ -53,7 +44,9 @@ from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
     str_list,
     template_copy,
 )
+from sqlalchemy import text
 
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
 DEFAULT_OUT = REPO / "bench" / "results" / "export.jsonl"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

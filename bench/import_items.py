@@ -29,14 +29,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-# The script's folder goes first on sys.path; the repository root must, for `bench.benchlib` and `app`.
-if sys.path and Path(sys.path[0] or ".").resolve() == REPO / "bench":
-    sys.path[0] = str(REPO)
-
-from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
+from benchlib import (
     log,
     parse_size,
+    pg_admin,
+    pg_database_url,
     pg_execute,
     remove_sqlite,
     size_label,
@@ -44,6 +41,7 @@ from bench.benchlib import (  # noqa: E402  (after the sys.path fix above)
     template_copy,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "bench" / ".work"
 DEFAULT_OUT = REPO / "bench" / "results" / "import.jsonl"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -119,7 +117,6 @@ def empty_template(backend: str, workdir: Path, pg_url: str) -> str:
     from sqlalchemy import create_engine
 
     from app import database
-    from bench.benchlib import pg_admin, pg_database_url
 
     if backend == "sqlite":
         path = workdir / "import-sqlite-empty.template.db"
@@ -271,8 +268,6 @@ def table(path: Path, *, run_id: str | None = None) -> str:
 
 def clean(a: argparse.Namespace) -> None:
     from sqlalchemy import text
-
-    from bench.benchlib import pg_admin
 
     with pg_admin(a.pg_url) as admin, admin.connect() as connection:
         names = connection.execute(
