@@ -58,6 +58,7 @@ from annotate import (
     seed,
 )
 from benchlib import log, parse_size, size_label, str_list
+from import_items import data_file
 from soak import DROP_INS, Crowd, check, ledger_summary, run_async
 from sqlalchemy import bindparam, create_engine, make_url, text
 
@@ -184,9 +185,20 @@ def server_crash(a: argparse.Namespace, backend: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ import SIGKILL
 def import_file(workdir: Path, items: str) -> Path:
-    path = workdir / f"import-{size_label(parse_size(items))}.jsonl"
+    path = data_file(workdir, parse_size(items))
     if not (workdir / f"import-{size_label(parse_size(items))}.done").exists() and not path.exists():
-        subprocess.run([sys.executable, str(REPO / "bench" / "import_items.py"), "gen", "--items", items], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "bench" / "import_items.py"),
+                "--workdir",
+                str(workdir),
+                "gen",
+                "--items",
+                items,
+            ],
+            check=True,
+        )
     return path
 
 
