@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -36,7 +37,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,6 +491,30 @@ class Connection:
         self.reader = self.writer = None
 
 
+def analyze(database_url: str) -> None:
+    """`ANALYZE` one cell's PostgreSQL database, as autovacuum would once the warm-up's rows are in.
+
+    This machine's PostgreSQL runs with autovacuum off (a CI setting), and the templates were
+    analyzed before any lease or judgment existed. Without this, PostgreSQL keeps the plans it
+    cached for the hot statements while those tables were empty (sequential scans, even for a
+    primary-key read) and every cell measures them growing with the run: a state a deployment
+    with autovacuum on (docs/deploy.md) leaves within a minute of its first leases.
+    """
+    with pg_admin(database_url) as engine, engine.connect() as connection:
+        connection.execute(text("ANALYZE"))
+
+
+async def settle_half_way(settle: Callable[[], None] | None, *, started: float, warmup: float) -> None:
+    """Run `settle` half-way through the warm-up, off the event loop, so it ends before the window."""
+    if settle is None:
+        return
+    await asyncio.sleep(max(0.0, started + warmup / 2 - time.perf_counter()))
+    began = time.perf_counter()
+    await asyncio.to_thread(settle)
+    if time.perf_counter() > started + warmup:
+        log(f"warning: settling took {time.perf_counter() - began:.2f} s, past the warm-up: lengthen --warmup")
+
+
 @dataclass
 class LoadResult:
     cycles: int = 0
@@ -505,7 +530,14 @@ class LoadResult:
 
 
 async def load(
-    *, port: int, slug: str, tokens: list[str], warmup: float, duration: float, meter: CostMeter
+    *,
+    port: int,
+    slug: str,
+    tokens: list[str],
+    warmup: float,
+    duration: float,
+    meter: CostMeter,
+    settle: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Each token is one annotator looping GET next -> POST judgment until the window closes."""
     result = LoadResult()
@@ -516,6 +548,7 @@ async def load(
     hard_stop = window_end + 30.0
 
     async def marker() -> None:
+        await settle_half_way(settle, started=started, warmup=warmup)
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         meter.start()
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
@@ -778,7 +811,13 @@ OK_STATUSES = {"next": {200, 204}, "judgment": {201}, "submit": {200}, "task": {
 
 
 async def drive(
-    annotators: list[Annotator], *, think: float, warmup: float, duration: float, meter: CostMeter
+    annotators: list[Annotator],
+    *,
+    think: float,
+    warmup: float,
+    duration: float,
+    meter: CostMeter,
+    settle: Callable[[], None] | None = None,
 ) -> DriveResult:
     """Closed loop (think 0: each annotator's next step starts when its last one ends) or open loop
     (each annotator steps on its own clock, every `think` s +-25 %, whatever the server's answers
@@ -787,6 +826,7 @@ async def drive(
     window_start = window_end = float("inf")  # set once every annotator has started
 
     async def marker() -> None:
+        await settle_half_way(settle, started=window_start - warmup, warmup=warmup)
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         meter.start()
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
@@ -1097,6 +1137,7 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
         "duration_s": a.duration,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "profiled": None,
+        "analyzed_after_warmup": target.backend == "postgresql" and a.analyze,
     }
     cell_db = name.replace("-", "_") + f"_{os.getpid()}"
     server_log = a.workdir / f"server-{name}.log"
@@ -1109,7 +1150,9 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
         ) as (server, port):
             annotators = make_annotators(a.surface, port=port, slug=target.slug, accounts=accounts[:conc])
             meter = CostMeter(server.pid, database_is_postgres=target.backend == "postgresql")
-            result = run_drive(annotators, think=think, warmup=warmup, duration=a.duration, meter=meter)
+            result = run_drive(
+                annotators, think=think, warmup=warmup, duration=a.duration, meter=meter, settle=settler(a, target, url)
+            )
             row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
         row["verify"] = verify(
             url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=len(result.acknowledged)
@@ -1148,6 +1191,10 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
     return row
 
 
+def settler(a: argparse.Namespace, target: Target, url: str) -> Callable[[], None] | None:
+    return functools.partial(analyze, url) if target.backend == "postgresql" and a.analyze else None
+
+
 def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
     if a.surface != "api" or a.open_loop:
         return generic_cell(a, target, conc=conc, workers=workers, run_id=run_id)
@@ -1168,6 +1215,7 @@ def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers:
         "duration_s": a.duration,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "profiled": a.py_spy,
+        "analyzed_after_warmup": target.backend == "postgresql" and a.analyze,
     }
     cell_db = name.replace("-", "_") + f"_{os.getpid()}"
     server_log = a.workdir / f"server-{name}.log"
@@ -1184,6 +1232,7 @@ def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers:
                     warmup=a.warmup,
                     duration=a.duration,
                     meter=CostMeter(server.pid, database_is_postgres=target.backend == "postgresql"),
+                    settle=settler(a, target, url),
                 )
             row["server_peak_rss_mb"] = peak_rss_mb(process_tree(server.pid))
         row["verify"] = verify(url, project_id=meta["project_id"], overlap=meta["overlap"], acknowledged=result.created)
@@ -1471,6 +1520,12 @@ def main() -> None:
     run_parser.add_argument("--reference-variants", type=str_list, default=["A"], help="e.g. A,D")
     run_parser.add_argument("--prefstack", type=Path, default=Path(sys.executable).parent / "prefstack")
     run_parser.add_argument("--surface", choices=["api", "html"], default="api", help="JSON API or the htmx pages")
+    run_parser.add_argument(
+        "--analyze",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="PostgreSQL: ANALYZE each cell's database half-way through the warm-up, as autovacuum would",
+    )
     run_parser.add_argument(
         "--open-loop", action="store_true", help="--annotators each step every --think s (+-25 %%), not back to back"
     )
