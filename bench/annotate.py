@@ -160,6 +160,9 @@ class WindowCosts:
     server_cpu_s: float = 0.0
     server_sys_s: float = 0.0
     server_processes: int = 0
+    process_cpu_s: list[float] = field(
+        default_factory=list
+    )  # each server process, busiest first: the spread over workers
     database_cpu_s: float | None = None  # local PostgreSQL's processes; None for SQLite or a remote server
     loadgen_cpu_s: float = 0.0
     machine_busy_cores: float = 0.0  # of os.cpu_count(): the server, the database, this driver and anything else
@@ -173,6 +176,7 @@ class WindowCosts:
             "server_sys_s": self.server_sys_s,
             "server_cpu_ms_per_cycle": round(1000 * self.server_cpu_s / per_cycle, 3),
             "server_processes": self.server_processes,
+            "server_process_cpu_s": self.process_cpu_s,
             "database_cpu_s": self.database_cpu_s,
             "database_cpu_ms_per_cycle": database_ms,
             "loadgen_cpu_s": self.loadgen_cpu_s,
@@ -182,6 +186,15 @@ class WindowCosts:
         }
 
 
+@dataclass(frozen=True)
+class CostSnapshot:
+    server: dict[int, tuple[float, float]]  # pid -> user, system CPU seconds
+    database: float | None
+    loadgen: float
+    machine_busy: float
+    at: float
+
+
 class CostMeter:
     """Snapshots of the CPU counters at the window's start and end (same accounting as ceiling_load.py)."""
 
@@ -189,33 +202,34 @@ class CostMeter:
         self.server_pid = server_pid
         self.database_is_postgres = database_is_postgres
 
-    def _snapshot(self) -> tuple[list[int], tuple[float, float], float | None, float, float, float]:
-        pids = process_tree(self.server_pid)
-        database = sum(cpu_seconds(postgres_pids())) if self.database_is_postgres else None
+    def _snapshot(self) -> CostSnapshot:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return (
-            pids,
-            cpu_seconds(pids),
-            database,
-            usage.ru_utime + usage.ru_stime,
-            machine_busy_seconds(),
-            time.perf_counter(),
+        return CostSnapshot(
+            server={pid: cpu_seconds([pid]) for pid in process_tree(self.server_pid)},
+            database=sum(cpu_seconds(postgres_pids())) if self.database_is_postgres else None,
+            loadgen=usage.ru_utime + usage.ru_stime,
+            machine_busy=machine_busy_seconds(),
+            at=time.perf_counter(),
         )
 
     def start(self) -> None:
         self.before = self._snapshot()
 
     def stop(self) -> WindowCosts:
-        _, server0, database0, loadgen0, busy0, t0 = self.before
-        pids, server1, database1, loadgen1, busy1, t1 = self._snapshot()
-        database = None if database0 is None or database1 is None or not database1 else round(database1 - database0, 2)
+        before, after = self.before, self._snapshot()
+        per_process = {pid: sum(cpu) - sum(before.server.get(pid, (0.0, 0.0))) for pid, cpu in after.server.items()}
+        system = sum(cpu[1] - before.server.get(pid, (0.0, 0.0))[1] for pid, cpu in after.server.items())
+        database = None
+        if before.database is not None and after.database:  # no local PostgreSQL process: a remote server
+            database = round(after.database - before.database, 2)
         return WindowCosts(
-            server_cpu_s=round(sum(server1) - sum(server0), 2),
-            server_sys_s=round(server1[1] - server0[1], 2),
-            server_processes=len(pids),
+            server_cpu_s=round(sum(per_process.values()), 2),
+            server_sys_s=round(system, 2),
+            server_processes=len(per_process),
+            process_cpu_s=sorted((round(cpu, 2) for cpu in per_process.values()), reverse=True),
             database_cpu_s=database,
-            loadgen_cpu_s=round(loadgen1 - loadgen0, 2),
-            machine_busy_cores=round((busy1 - busy0) / max(1e-9, t1 - t0), 2),
+            loadgen_cpu_s=round(after.loadgen - before.loadgen, 2),
+            machine_busy_cores=round((after.machine_busy - before.machine_busy) / max(1e-9, after.at - before.at), 2),
         )
 
 
@@ -972,6 +986,7 @@ def prefstack_server(
         # (into the working directory for PostgreSQL).
         "PREFSTACK_SECRET_KEY": secret_key or secrets.token_urlsafe(48),
     }
+    log_start = log_path.stat().st_size if append_log and log_path.exists() else 0
     with log_path.open("a" if append_log else "w") as server_log:
         server = subprocess.Popen(
             [str(prefstack), "serve", "--workers", str(workers)],
@@ -992,12 +1007,25 @@ def prefstack_server(
                     if server.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"prefstack did not come up: {error}; see {log_path}") from error
                     time.sleep(0.1)
-            wanted = 1 if workers == 1 else 1 + workers
-            while len(process_tree(server.pid)) < wanted and time.monotonic() < deadline:
-                time.sleep(0.1)
+            # /healthz answers once one worker is up; the others may still be starting, and
+            # connections opened meanwhile would all stay with the first for the whole cell.
+            while started_workers(log_path, log_start) < workers:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{workers} workers did not all start; see {log_path}")
+                time.sleep(0.05)
             yield server, port
         finally:
             stop(server)
+
+
+STARTUP_COMPLETE = b"Application startup complete"  # uvicorn's line, in text and JSON logs alike
+
+
+def started_workers(log_path: Path, offset: int) -> int:
+    """How many of the server's workers logged the end of their startup (after `offset`)."""
+    with log_path.open("rb") as log_file:
+        log_file.seek(offset)
+        return log_file.read().count(STARTUP_COMPLETE)
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -1395,7 +1423,7 @@ def table(path: Path, *, last_run: bool) -> str:
     header = (
         f"| backend | items | C | workers | cycles/s |{ratio_heads} next p50 / p95 / p99 ms | "
         "judgment p50 / p95 / p99 ms | p99/p50 next, judgment | errors | 204s | server CPU s | CPU ms/cycle | "
-        "PostgreSQL CPU ms/cycle | busy cores | peak RSS MB | verify |"
+        "PostgreSQL CPU ms/cycle | busy cores | CPU s by server process | peak RSS MB | verify |"
     )
     out = [header, "|---" * (header.count("|") - 1) + "|"]
     for row in rows:
@@ -1413,6 +1441,7 @@ def table(path: Path, *, last_run: bool) -> str:
             f"{_spread(row['next_ms'])}, {_spread(row['judgment_ms'])} | {row['error_count']} | "
             f"{row['no_work_204']} | {row['server_cpu_s']} | {row['server_cpu_ms_per_cycle']} | "
             f"{_or_dash(row.get('database_cpu_ms_per_cycle'))} | {_or_dash(row.get('machine_busy_cores'))} | "
+            f"{' / '.join(map(str, row.get('server_process_cpu_s') or [])) or '-'} | "
             f"{row['server_peak_rss_mb']} | {check} |"
         )
     return "\n".join(out)
