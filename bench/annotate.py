@@ -160,9 +160,8 @@ class WindowCosts:
     server_cpu_s: float = 0.0
     server_sys_s: float = 0.0
     server_processes: int = 0
-    process_cpu_s: list[float] = field(
-        default_factory=list
-    )  # each server process, busiest first: the spread over workers
+    # Each server process (supervisor and workers), busiest first: how the load fell over the workers.
+    process_cpu_s: list[float] = field(default_factory=list)
     database_cpu_s: float | None = None  # local PostgreSQL's processes; None for SQLite or a remote server
     loadgen_cpu_s: float = 0.0
     machine_busy_cores: float = 0.0  # of os.cpu_count(): the server, the database, this driver and anything else
@@ -1165,7 +1164,7 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
         "duration_s": a.duration,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "profiled": None,
-        "analyzed_after_warmup": target.backend == "postgresql" and a.analyze,
+        "analyzed_after_warmup": analyzes(a, target),
     }
     cell_db = name.replace("-", "_") + f"_{os.getpid()}"
     server_log = a.workdir / f"server-{name}.log"
@@ -1219,8 +1218,12 @@ def generic_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: i
     return row
 
 
+def analyzes(a: argparse.Namespace, target: Target) -> bool:
+    return target.backend == "postgresql" and bool(a.analyze)
+
+
 def settler(a: argparse.Namespace, target: Target, url: str) -> Callable[[], None] | None:
-    return functools.partial(analyze, url) if target.backend == "postgresql" and a.analyze else None
+    return functools.partial(analyze, url) if analyzes(a, target) else None
 
 
 def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers: int, run_id: str) -> dict[str, Any]:
@@ -1243,7 +1246,7 @@ def prefstack_cell(a: argparse.Namespace, target: Target, *, conc: int, workers:
         "duration_s": a.duration,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         "profiled": a.py_spy,
-        "analyzed_after_warmup": target.backend == "postgresql" and a.analyze,
+        "analyzed_after_warmup": analyzes(a, target),
     }
     cell_db = name.replace("-", "_") + f"_{os.getpid()}"
     server_log = a.workdir / f"server-{name}.log"
