@@ -47,6 +47,7 @@ from urllib.parse import urlencode
 import orjson
 from benchlib import (
     bench_item,
+    drop_databases,
     log,
     parse_size,
     pg_admin,
@@ -1497,13 +1498,8 @@ def profile_top(path: Path, *, limit: int) -> str:
 
 def clean(a: argparse.Namespace) -> None:
     """Drop the PostgreSQL templates and any cell databases left behind, and the work folder."""
-    with pg_admin(a.pg_url) as engine, engine.connect() as connection:
-        names = connection.execute(
-            text("SELECT datname FROM pg_database WHERE datname LIKE 'prefstack\\_bench\\_%'")
-        ).scalars()
-        for name in list(names):
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            log(f"dropped database {name}")
+    for name in drop_databases(a.pg_url, "prefstack_bench_"):
+        log(f"dropped database {name}")
     if a.workdir.exists():
         shutil.rmtree(a.workdir)
         log(f"removed {a.workdir}")

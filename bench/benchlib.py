@@ -56,6 +56,17 @@ def pg_execute(admin_url: str, *statements: str) -> None:
             connection.execute(text(statement))
 
 
+def drop_databases(admin_url: str, prefix: str) -> list[str]:
+    """Drop every database whose name starts with `prefix` (connections closed by force); their names."""
+    with pg_admin(admin_url) as engine, engine.connect() as connection:
+        like = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+        found = connection.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :like"), {"like": like})
+        names = list(found.scalars())
+        for name in names:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return names
+
+
 def remove_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".writelock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 from benchlib import (
     bench_item,
+    drop_databases,
     log,
     parse_size,
     pg_admin,
@@ -429,14 +430,8 @@ def table(path: Path, *, run_id: str | None = None) -> str:
 
 def clean(a: argparse.Namespace) -> None:
     """Drop this benchmark's PostgreSQL databases and delete its files in the work folder."""
-    with pg_admin(a.pg_url) as engine, engine.connect() as connection:
-        names = connection.execute(
-            text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
-            {"prefix": PG_PREFIX.replace("_", "\\_") + "%"},
-        ).scalars()
-        for name in list(names):
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            log(f"dropped database {name}")
+    for name in drop_databases(a.pg_url, PG_PREFIX):
+        log(f"dropped database {name}")
     if a.workdir.exists():
         for path in sorted(a.workdir.glob("export-*")):
             path.unlink()

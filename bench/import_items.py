@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import (
+    drop_databases,
     log,
     parse_size,
     pg_admin,
@@ -267,14 +268,7 @@ def table(path: Path, *, run_id: str | None = None) -> str:
 
 
 def clean(a: argparse.Namespace) -> None:
-    from sqlalchemy import text
-
-    with pg_admin(a.pg_url) as admin, admin.connect() as connection:
-        names = connection.execute(
-            text("SELECT datname FROM pg_database WHERE datname LIKE 'prefstack_bench_import_%'")
-        ).scalars()
-        for name in list(names):
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_databases(a.pg_url, "prefstack_bench_import_")
     for path in a.workdir.glob("import-*"):
         if path.suffix in (".db", ".jsonl", ".done") or ".db-" in path.name:
             remove_sqlite(path) if ".db" in path.name else path.unlink()
